@@ -1,0 +1,110 @@
+// Command testsummary reads `go test -json` on stdin, prints the output of
+// failed tests and package build errors, and ends with one line:
+// "N passed, N failed, N skipped". It exits non-zero when anything failed, so
+// that a Makefile can pipe go test into it and still fail the build.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+func main() {
+	verbose := len(os.Args) > 1 && os.Args[1] == "-v"
+	s := summarize(os.Stdin, os.Stdout, verbose)
+	fmt.Printf("%d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped)
+	if s.failed > 0 || s.badPackages > 0 {
+		os.Exit(1)
+	}
+}
+
+type summary struct {
+	passed, failed, skipped, badPackages int
+}
+
+// summarize keeps each test's output until the test ends and prints it only
+// when the test failed; package-level output (build errors, panics outside a
+// test) is printed when the package fails.
+func summarize(r io.Reader, w io.Writer, verbose bool) summary {
+	var s summary
+	outputs := map[string]*strings.Builder{}
+	key := func(e event) string { return e.Package + "\x00" + e.Test }
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil {
+			// go test prints build failures as plain text before the JSON.
+			fmt.Fprintln(w, string(line))
+			continue
+		}
+		k := key(e)
+		switch e.Action {
+		case "output":
+			b := outputs[k]
+			if b == nil {
+				b = &strings.Builder{}
+				outputs[k] = b
+			}
+			b.WriteString(e.Output)
+			if verbose && e.Test == "" {
+				fmt.Fprint(w, e.Output)
+			}
+		case "pass", "fail", "skip":
+			if e.Test == "" {
+				if e.Action == "fail" {
+					s.badPackages++
+					if b := outputs[k]; b != nil {
+						fmt.Fprint(w, b.String())
+					}
+				} else {
+					fmt.Fprintf(w, "%-4s %s (%.1fs)\n", strings.ToUpper(e.Action), e.Package, e.Elapsed)
+				}
+				delete(outputs, k)
+				continue
+			}
+			switch e.Action {
+			case "pass":
+				s.passed++
+			case "skip":
+				s.skipped++
+				if b := outputs[k]; b != nil && verbose {
+					fmt.Fprint(w, b.String())
+				}
+			case "fail":
+				s.failed++
+				if b := outputs[k]; b != nil {
+					fmt.Fprint(w, b.String())
+				}
+			}
+			delete(outputs, k)
+		}
+	}
+	// Tests that never ended (a panic or a timeout killed the binary).
+	keys := make([]string, 0, len(outputs))
+	for k := range outputs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.HasSuffix(k, "\x00") {
+			continue
+		}
+		fmt.Fprint(w, outputs[k].String())
+	}
+	return s
+}
