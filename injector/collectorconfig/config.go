@@ -1,6 +1,14 @@
 // Package collectorconfig renders the configuration of the fargate-otel
 // collector sidecar from a typed Config. The injector puts the result into the
 // sidecar's FARGATE_OTEL_CONFIG env var; `fargate-otel render` prints it.
+//
+//	cfg := collectorconfig.Default()
+//	cfg.ClusterName = "prod"
+//	yaml, err := collectorconfig.Render(cfg)
+//
+// The rendered config reads the pod's identity from the env vars NODE_NAME,
+// POD_NAME, POD_NAMESPACE and POD_UID (Downward API), which the sidecar must
+// have: the collector refuses to start when one is unset.
 package collectorconfig
 
 import "time"
@@ -14,10 +22,73 @@ const (
 	Traces  Signal = "traces"
 )
 
+// AllSignals is every signal, in the order pipelines are rendered.
+var AllSignals = []Signal{Logs, Metrics, Traces}
+
+// Product defaults. The injector and the Helm chart start from these.
+const (
+	// ConfigEnvVar is the sidecar env var that carries the rendered config;
+	// the sidecar runs with --config=env:FARGATE_OTEL_CONFIG.
+	ConfigEnvVar = "FARGATE_OTEL_CONFIG"
+
+	// DefaultKubeletStatsEndpoint reads the node's kubelet through the API
+	// server's nodes/proxy subresource (a Fargate pod cannot reach :10250).
+	DefaultKubeletStatsEndpoint = "https://kubernetes.default.svc/api/v1/nodes/${env:NODE_NAME}/proxy"
+	// DefaultKubeletStatsInterval is how often /stats/summary is read; every
+	// Fargate pod reads through the API server, so this is gentler than the
+	// receiver's own 10s.
+	DefaultKubeletStatsInterval = 30 * time.Second
+
+	// DefaultStorageDir is where the sidecar mounts the state sub-directory
+	// (subPath .fargate-otel-state) of the logs volume.
+	DefaultStorageDir = "/var/lib/fargate-otel"
+	// DefaultHealthCheckEndpoint is probed by the kubelet on the pod IP.
+	DefaultHealthCheckEndpoint = ":13133"
+	// DefaultOTLPGRPCEndpoint and DefaultOTLPHTTPEndpoint are where apps in
+	// the pod send OTLP (the injector sets OTEL_EXPORTER_OTLP_ENDPOINT to
+	// http://localhost:4317).
+	DefaultOTLPGRPCEndpoint = "127.0.0.1:4317"
+	DefaultOTLPHTTPEndpoint = "127.0.0.1:4318"
+
+	// DefaultGatewayExporterID names the default exporter: OTLP/gRPC to a
+	// gateway collector in the cluster, where heavy processing happens.
+	DefaultGatewayExporterID = "otlp_grpc/gateway"
+	// DefaultGatewayEndpoint is the gateway the default exporter sends to;
+	// the Helm chart's values override it.
+	DefaultGatewayEndpoint = "otel-gateway.opentelemetry.svc:4317"
+
+	// MinMemoryLimitMiB is the smallest sidecar memory limit the collector
+	// runs in (its idle heap and the memory_limiter's headroom).
+	MinMemoryLimitMiB = 64
+)
+
+// LogsVolumeMountPath is where the sidecar mounts the logs volume read-only:
+// the wrapper writes the kubelet's layout below it.
+const LogsVolumeMountPath = "/var/log/pods"
+
+// DefaultLogInclude are the files the wrapper writes, as the kubelet lays
+// them out: the live <restart>.log and its rotated backups
+// <restart>.log.<YYYYMMDD-HHMMSS>. Backups are included so that lines still
+// unread when a file is rotated are read from the backup (file_log's
+// fingerprints recognise a renamed file and resume at its offset).
+var DefaultLogInclude = []string{
+	"/var/log/pods/*/*/*.log",
+	"/var/log/pods/*/*/*.log.*",
+}
+
+// DefaultLogExclude keeps compressed backups out (the container parser reads
+// text) and anything in a hidden top-level folder, such as the collector's
+// own state (.fargate-otel-state, the same volume seen from /var/log/pods).
+var DefaultLogExclude = []string{
+	"/var/log/pods/*/*/*.gz",
+	"/var/log/pods/.*/**",
+}
+
 // Config is everything that differs between two rendered collector configs.
 // The zero value is not useful: start from Default().
 type Config struct {
-	// ClusterName becomes the k8s.cluster.name resource attribute.
+	// ClusterName becomes the k8s.cluster.name resource attribute; empty
+	// leaves the attribute out.
 	ClusterName string
 	// Signals lists the pipelines to render; a disabled signal has no
 	// pipeline and its receivers are left out.
@@ -27,6 +98,8 @@ type Config struct {
 
 	// LogInclude are the file_log include globs (the kubelet layout).
 	LogInclude []string
+	// LogExclude are file_log exclude globs.
+	LogExclude []string
 	// StorageDir is where file_storage keeps file_log offsets; it lives on the
 	// logs volume so that a collector restart resumes where it stopped.
 	StorageDir string
@@ -34,16 +107,23 @@ type Config struct {
 	// KubeletStats configures the kubelet_stats receiver.
 	KubeletStats KubeletStats
 
+	// OTLP is where the otlp receiver listens for the pod's apps.
+	OTLP OTLP
+
 	// HealthCheckEndpoint is where the health_check extension listens
 	// (probes of the sidecar use it).
 	HealthCheckEndpoint string
 	// MemoryLimitMiB is the sidecar's memory limit; memory_limiter is sized
-	// from it. 0 means no limit known.
+	// from it. 0 means no limit known (memory_limiter then uses percentages
+	// of the cgroup's limit).
 	MemoryLimitMiB int
 }
 
 // KubeletStats is where and how the kubelet_stats receiver reads /stats/summary.
 type KubeletStats struct {
+	// Disabled leaves kubelet_stats out of the metrics pipeline (OTLP metrics
+	// still flow).
+	Disabled bool
 	// Endpoint is the base URL that /stats/summary is joined to, e.g.
 	// https://kubernetes.default.svc/api/v1/nodes/${env:NODE_NAME}/proxy
 	Endpoint string
@@ -53,13 +133,60 @@ type KubeletStats struct {
 	Interval time.Duration
 }
 
+// OTLP is the otlp receiver's listen addresses.
+type OTLP struct {
+	// GRPCEndpoint is host:port of the OTLP/gRPC listener.
+	GRPCEndpoint string
+	// HTTPEndpoint is host:port of the OTLP/HTTP listener.
+	HTTPEndpoint string
+}
+
 // Exporter is one collector exporter, written as a user writes it in a
 // collector config.
 type Exporter struct {
 	// ID is the component ID, e.g. "otlp_grpc/gateway" or "debug".
 	ID string
-	// Config is the exporter's settings, rendered as-is.
+	// Config is the exporter's settings, rendered as-is (so ${env:X}
+	// references work, e.g. for a header taken from a secret).
 	Config map[string]any
 	// Signals restricts the exporter to some pipelines; empty means all.
 	Signals []Signal
+}
+
+// Default is the product's configuration: every signal, one OTLP/gRPC
+// exporter to the gateway, kubelet stats through the API server.
+func Default() Config {
+	return Config{
+		Signals:    append([]Signal(nil), AllSignals...),
+		Exporters:  []Exporter{GatewayExporter(DefaultGatewayEndpoint)},
+		LogInclude: append([]string(nil), DefaultLogInclude...),
+		LogExclude: append([]string(nil), DefaultLogExclude...),
+		StorageDir: DefaultStorageDir,
+		KubeletStats: KubeletStats{
+			Endpoint: DefaultKubeletStatsEndpoint,
+			Interval: DefaultKubeletStatsInterval,
+		},
+		OTLP: OTLP{
+			GRPCEndpoint: DefaultOTLPGRPCEndpoint,
+			HTTPEndpoint: DefaultOTLPHTTPEndpoint,
+		},
+		HealthCheckEndpoint: DefaultHealthCheckEndpoint,
+	}
+}
+
+// GatewayExporter is the default exporter: OTLP/gRPC to endpoint (host:port)
+// without TLS, as in-cluster gateway collectors usually listen, with its
+// sending queue kept on disk (file_storage) so that data already read from
+// the log files survives a collector restart and a gateway outage.
+func GatewayExporter(endpoint string) Exporter {
+	return Exporter{
+		ID: DefaultGatewayExporterID,
+		Config: map[string]any{
+			"endpoint": endpoint,
+			"tls":      map[string]any{"insecure": true},
+			"sending_queue": map[string]any{
+				"storage": StorageExtensionID,
+			},
+		},
+	}
 }
