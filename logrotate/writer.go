@@ -1,0 +1,316 @@
+package logrotate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Modes of what this package creates. They are set with chmod after creation,
+// so the umask of the process does not matter: the collector that reads the
+// files runs as another user.
+const (
+	FileMode os.FileMode = 0o644
+	DirMode  os.FileMode = 0o755
+)
+
+// Defaults follow the kubelet (containerLogMaxSize 10Mi, containerLogMaxFiles 5).
+const (
+	DefaultMaxSize    = 10 * MiB
+	DefaultMaxBackups = 4
+)
+
+// Options of a Writer.
+type Options struct {
+	// MaxSize is the size at which the file is rotated. A write that would
+	// take the file past it goes to a new file, split between records.
+	MaxSize int64
+	// MaxBackups is how many rotated files of this name are kept.
+	MaxBackups int
+	// Budget bounds the bytes of the current file, its backups and the
+	// Siblings: the oldest are deleted so that these files plus a full
+	// current file fit. 0 means no budget beyond MaxBackups.
+	Budget int64
+	// Siblings selects other files of the folder that count against the
+	// budget and are deleted before this file's own backups, oldest
+	// (by modification time) first: the wrapper passes the logs of earlier
+	// container restarts.
+	Siblings func(name string) bool
+	// Now is the clock used to name backups; time.Now when nil.
+	Now func() time.Time
+}
+
+// Normalize fills defaults and resolves contradictions, and says what it changed.
+func (o Options) Normalize() (Options, []string) {
+	var notes []string
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.MaxBackups < 0 {
+		o.MaxBackups = 0
+	}
+	if o.Budget < 0 {
+		o.Budget = 0
+	}
+	if o.Budget > 0 && o.MaxSize > o.Budget {
+		notes = append(notes, fmt.Sprintf("max size %s is above the budget %s: rotating at %s", FormatSize(o.MaxSize), FormatSize(o.Budget), FormatSize(o.Budget)))
+		o.MaxSize = o.Budget
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, notes
+}
+
+// Writer appends records to a file and rotates it by size. Records are the
+// bytes up to and including a '\n'; a Write may hold many. A record never
+// straddles two files unless it is larger than MaxSize on its own, in which
+// case it is cut at MaxSize so that the budget still holds.
+//
+// A failed write leaves no torn record behind: the file is truncated back to
+// where the write began, and the returned count ends on a record boundary, so
+// the caller knows exactly which records are lost.
+type Writer struct {
+	mu     sync.Mutex
+	path   string
+	dir    string
+	name   string
+	opts   Options
+	f      *os.File
+	size   int64
+	broken bool // the file may end in a torn record: continue in a new file
+}
+
+// Open opens (or creates) path for appending, creating missing folders, and
+// applies the backup limits and the budget once.
+func Open(path string, opts Options) (*Writer, error) {
+	opts, _ = opts.Normalize()
+	w := &Writer{
+		path: path,
+		dir:  filepath.Dir(path),
+		name: filepath.Base(path),
+		opts: opts,
+	}
+	if err := w.openCurrent(); err != nil {
+		return nil, err
+	}
+	w.enforce()
+	return w, nil
+}
+
+// Path is the file being written.
+func (w *Writer) Path() string { return w.path }
+
+// Options are the normalized options in use.
+func (w *Writer) Options() Options { return w.opts }
+
+func (w *Writer) openCurrent() error {
+	if err := MkdirAll(w.dir, DirMode); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, FileMode)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	// Best effort: a file created by another user keeps its mode.
+	_ = f.Chmod(FileMode)
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("open log file: %w", err)
+	}
+	w.f = f
+	w.size = info.Size()
+	return nil
+}
+
+// Write appends p, rotating between records when the file would pass MaxSize.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	written := 0
+	for len(p) > 0 {
+		if w.broken {
+			if err := w.rotate(); err != nil {
+				return written, err
+			}
+		}
+		if w.f == nil {
+			if err := w.openCurrent(); err != nil {
+				return written, err
+			}
+		}
+		chunk := p
+		if room := w.opts.MaxSize - w.size; int64(len(p)) > room {
+			cut := -1
+			if room > 0 {
+				cut = bytes.LastIndexByte(p[:room], '\n')
+			}
+			switch {
+			case cut >= 0:
+				chunk = p[:cut+1]
+			case w.size > 0:
+				if err := w.rotate(); err != nil {
+					return written, err
+				}
+				continue
+			default:
+				// One record larger than MaxSize in an empty file.
+				chunk = p[:room]
+			}
+		}
+		n, err := w.f.Write(chunk)
+		if err != nil {
+			if n > 0 {
+				if terr := w.f.Truncate(w.size); terr != nil {
+					w.broken = true
+				}
+			}
+			return written, fmt.Errorf("write %s: %w", w.path, err)
+		}
+		w.size += int64(n)
+		written += n
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// Rotate starts a new file now, whatever the size of the current one.
+func (w *Writer) Rotate() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rotate()
+}
+
+func (w *Writer) rotate() error {
+	if w.f != nil {
+		_ = w.f.Close()
+		w.f = nil
+	}
+	entries, err := os.ReadDir(w.dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rotate %s: %w", w.path, err)
+	}
+	var times []time.Time
+	for _, b := range listBackups(entries, w.name) {
+		times = append(times, b.at)
+	}
+	at := nextBackupTime(w.dir, w.name, w.opts.Now(), times)
+	if err := os.Rename(w.path, filepath.Join(w.dir, BackupName(w.name, at))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rotate %s: %w", w.path, err)
+	}
+	w.broken = false
+	if err := w.openCurrent(); err != nil {
+		return err
+	}
+	w.enforce()
+	return nil
+}
+
+// enforce deletes backups beyond MaxBackups, then the oldest siblings and
+// backups until the budget leaves room for a full current file. Deletion is
+// best effort: a file that cannot be removed is skipped.
+func (w *Writer) enforce() {
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		return
+	}
+	backups := listBackups(entries, w.name)
+	for len(backups) > w.opts.MaxBackups {
+		_ = os.Remove(filepath.Join(w.dir, backups[0].file))
+		backups = backups[1:]
+	}
+	if w.opts.Budget <= 0 {
+		return
+	}
+	own := map[string]bool{w.name: true}
+	for _, b := range backups {
+		own[b.file] = true
+	}
+	type victim struct {
+		file  string
+		size  int64
+		mtime time.Time
+	}
+	var siblings []victim
+	for _, e := range entries {
+		if own[e.Name()] || !e.Type().IsRegular() || w.opts.Siblings == nil || !w.opts.Siblings(e.Name()) {
+			continue
+		}
+		if base, _, ok := ParseBackupName(e.Name()); ok && base == w.name {
+			continue // removed above for being over MaxBackups
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		siblings = append(siblings, victim{e.Name(), info.Size(), info.ModTime()})
+	}
+	sort.Slice(siblings, func(i, j int) bool {
+		if !siblings[i].mtime.Equal(siblings[j].mtime) {
+			return siblings[i].mtime.Before(siblings[j].mtime)
+		}
+		return siblings[i].file < siblings[j].file
+	})
+	queue := siblings
+	for _, b := range backups {
+		queue = append(queue, victim{file: b.file, size: b.size})
+	}
+	var total int64
+	for _, v := range queue {
+		total += v.size
+	}
+	reserve := max(w.opts.MaxSize, w.size)
+	for _, v := range queue {
+		if total+reserve <= w.opts.Budget {
+			break
+		}
+		if err := os.Remove(filepath.Join(w.dir, v.file)); err == nil || errors.Is(err, os.ErrNotExist) {
+			total -= v.size
+		}
+	}
+}
+
+// Close closes the current file.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// MkdirAll creates path and its missing parents with exactly mode (the umask
+// does not apply). Folders that already exist are left as they are.
+func MkdirAll(path string, mode os.FileMode) error {
+	info, err := os.Stat(path)
+	if err == nil {
+		if !info.IsDir() {
+			return fmt.Errorf("create folder %s: a file of that name is in the way", path)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("create folder %s: %w", path, err)
+	}
+	if parent := filepath.Dir(path); parent != path {
+		if err := MkdirAll(parent, mode); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create folder %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("create folder %s: %w", path, err)
+	}
+	return nil
+}
