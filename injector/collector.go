@@ -1,0 +1,259 @@
+package injector
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+)
+
+// The collector sidecar, its config and the credentials of its kubelet stats.
+
+// tokenExpirationSeconds is the lifetime of the projected tokens we add;
+// the kubelet refreshes them at 80%.
+const tokenExpirationSeconds = 3600
+
+// collectorContainer builds the sidecar, without its config (set by
+// setCollectorConfig once its resources are final).
+func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs bool, native bool) corev1.Container {
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+	}
+	probe := func(period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/", Port: intstr.FromInt32(cfg.Collector.HealthCheckPort),
+			}},
+			PeriodSeconds:    period,
+			FailureThreshold: failures,
+			TimeoutSeconds:   1,
+			SuccessThreshold: 1,
+		}
+	}
+	c := corev1.Container{
+		Name:            CollectorContainerName,
+		Image:           cfg.Images.Collector,
+		ImagePullPolicy: cfg.Images.PullPolicy,
+		Args:            []string{"--config=env:" + ConfigEnv},
+		Env: []corev1.EnvVar{
+			fieldEnv("NODE_NAME", "spec.nodeName"),
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			fieldEnv("POD_UID", "metadata.uid"),
+			fieldEnv("POD_IP", "status.podIP"),
+		},
+		Resources: resources,
+		// A native sidecar must be started before the next init container
+		// runs: the startup probe makes "started" mean "listening", so that
+		// user init containers can already send telemetry. 60 x 1s tolerates
+		// a slow image pull of nothing: the pull happens before the probe.
+		StartupProbe:             probe(1, 60),
+		ReadinessProbe:           probe(10, 3),
+		SecurityContext:          securityContext(cfg.RunAsUser),
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if native {
+		c.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+	}
+	// The state folder (file_log offsets, the exporters' on-disk queue) is
+	// needed whatever the signals: the root filesystem is read-only.
+	if logs {
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: LogsVolumeName, MountPath: CollectorLogDir, ReadOnly: true})
+	}
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: LogsVolumeName, MountPath: CollectorStateDir, SubPath: StateSubPath})
+	return c
+}
+
+// goMemLimit is 80% of the memory limit, in the form GOMEMLIMIT reads.
+func goMemLimit(limit resource.Quantity) string {
+	return fmt.Sprintf("%dMiB", limit.Value()/5*4>>20)
+}
+
+// kubeletStatsAccess adds what the collector needs to authenticate to the
+// stats endpoint, and returns the receiver settings.
+func kubeletStatsAccess(pod *corev1.Pod, cfg Config, collector *corev1.Container) collectorconfig.KubeletStats {
+	ks := collectorconfig.KubeletStats{Interval: cfg.KubeletStats.Interval.Duration}
+	switch cfg.KubeletStats.Mode {
+	case KubeletStatsOff:
+		ks.Disabled = true
+	case KubeletStatsProxy:
+		np := cfg.KubeletStats.NodeProxy
+		host := fmt.Sprintf("%s.%s.svc", np.Service, np.Namespace)
+		if np.Port != 443 {
+			host = fmt.Sprintf("%s:%d", host, np.Port)
+		}
+		ks.Endpoint = "https://" + host + "/api/v1/nodes/${env:NODE_NAME}/proxy"
+		ks.CAFile = ServiceAccountMount + "/ca.crt"
+		// A token only the proxy accepts, mounted only into the collector at
+		// the path the kubelet_stats receiver reads: the app never sees it.
+		// The CA ConfigMap is optional so that a namespace where it is not
+		// published yet still starts its pods (the collector reports it).
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: ProxyTokenVolume, VolumeSource: corev1.VolumeSource{
+			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: np.Audience, ExpirationSeconds: ptr(int64(tokenExpirationSeconds)), Path: "token"}},
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: np.CAConfigMap},
+					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+					Optional:             ptr(true),
+				}},
+			}},
+		}})
+		collector.VolumeMounts = append(collector.VolumeMounts, corev1.VolumeMount{Name: ProxyTokenVolume, MountPath: ServiceAccountMount, ReadOnly: true})
+	case KubeletStatsDirect:
+		ks.Endpoint = "https://kubernetes.default.svc/api/v1/nodes/${env:NODE_NAME}/proxy"
+		// The pod's own service-account token: reuse the volume the
+		// ServiceAccount admission plugin mounted into the app (it ran
+		// before the webhooks and did not see our container). Without one
+		// (automounting off, or YAML not yet admitted), add a projected
+		// token of the API server's audience, like the plugin's.
+		if name := serviceAccountVolume(pod); name != "" {
+			collector.VolumeMounts = append(collector.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: ServiceAccountMount, ReadOnly: true})
+			break
+		}
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: APITokenVolumeName, VolumeSource: corev1.VolumeSource{
+			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr(int64(tokenExpirationSeconds)), Path: "token"}},
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+				}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}},
+				}}},
+			}},
+		}})
+		collector.VolumeMounts = append(collector.VolumeMounts, corev1.VolumeMount{Name: APITokenVolumeName, MountPath: ServiceAccountMount, ReadOnly: true})
+	}
+	return ks
+}
+
+// serviceAccountVolume is the volume some container mounts at the service
+// account path, if any.
+func serviceAccountVolume(pod *corev1.Pod) string {
+	name := ""
+	visit(pod, func(c *corev1.Container, _ bool) {
+		for _, m := range c.VolumeMounts {
+			if name == "" && m.MountPath == ServiceAccountMount && m.SubPath == "" && m.SubPathExpr == "" {
+				name = m.Name
+			}
+		}
+	})
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return name
+		}
+	}
+	return ""
+}
+
+// exporters picks the pod's exporters: its ConfigMap's, else the cluster's.
+func (p *plan) exporters() []ExporterSpec {
+	ref := p.opts.Exporters
+	if ref == nil {
+		return p.cfg.Exporters
+	}
+	where := fmt.Sprintf("ConfigMap %s key %s", ref.Name, ref.Key)
+	rx := p.cfg.ReferencedExporters
+	switch {
+	case rx == nil || rx.Ref != *ref:
+		p.warnf("the exporters of annotation %s (%s) were not read; the cluster's default exporters are used", annotations.Exporters, where)
+		return p.cfg.Exporters
+	case rx.Err != nil:
+		p.warnf("the exporters of annotation %s could not be read (%v); the cluster's default exporters are used", annotations.Exporters, rx.Err)
+		return p.cfg.Exporters
+	}
+	specs, err := ParseExporters([]byte(rx.Data))
+	if err != nil {
+		p.warnf("%s: %v; the cluster's default exporters are used", where, err)
+		return p.cfg.Exporters
+	}
+	return specs
+}
+
+// ParseExporters reads a YAML list of exporters, the format of the
+// exporters ConfigMap and of the config file's exporters.
+func ParseExporters(data []byte) ([]ExporterSpec, error) {
+	var specs []ExporterSpec
+	if err := yaml.UnmarshalStrict(data, &specs); err != nil {
+		return nil, fmt.Errorf("not a YAML list of exporters (- id: otlp_grpc/NAME, config: {...}, signals: [...]): %w", err)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("the list of exporters is empty")
+	}
+	for i, s := range specs {
+		if err := s.validate(); err != nil {
+			return nil, fmt.Errorf("exporter %d: %w", i, err)
+		}
+	}
+	return specs, nil
+}
+
+// ExportersConfigMap says which ConfigMap (in the pod's namespace) the
+// caller must read into Config.ReferencedExporters before Mutate.
+func ExportersConfigMap(pod *corev1.Pod) (annotations.ConfigMapRef, bool) {
+	if pod == nil {
+		return annotations.ConfigMapRef{}, false
+	}
+	opts, _ := annotations.Parse(pod.Annotations)
+	if opts.Exporters == nil {
+		return annotations.ConfigMapRef{}, false
+	}
+	return *opts.Exporters, true
+}
+
+// collectorConfig is the typed config of the pod's collector.
+func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resource.Quantity) collectorconfig.Config {
+	cc := collectorconfig.Default()
+	cc.ClusterName = p.cfg.ClusterName
+	cc.Signals = nil
+	if p.signals.Logs {
+		cc.Signals = append(cc.Signals, collectorconfig.Logs)
+	}
+	if p.signals.Metrics {
+		cc.Signals = append(cc.Signals, collectorconfig.Metrics)
+	}
+	if p.signals.Traces {
+		cc.Signals = append(cc.Signals, collectorconfig.Traces)
+	}
+	if specs := p.exporters(); len(specs) > 0 {
+		cc.Exporters = nil
+		for _, s := range specs {
+			e := collectorconfig.Exporter{ID: s.ID, Config: s.Config}
+			for _, sig := range s.Signals {
+				e.Signals = append(e.Signals, collectorconfig.Signal(sig))
+			}
+			cc.Exporters = append(cc.Exporters, e)
+		}
+	}
+	cc.StorageDir = CollectorStateDir
+	cc.KubeletStats = ks
+	cc.HealthCheckEndpoint = fmt.Sprintf(":%d", p.cfg.Collector.HealthCheckPort)
+	cc.MemoryLimitMiB = int(memLimit.Value() >> 20)
+	return cc
+}
+
+// CollectorConfig is the collector config Mutate would render for the pod
+// (for `fargate-otel render`); the pod may be nil (defaults only).
+func CollectorConfig(pod *corev1.Pod, cfg Config) (collectorconfig.Config, []string, error) {
+	if pod == nil {
+		pod = &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	}
+	cfg.Scope = ScopeAll
+	p, skip, msg := newPlan(pod.DeepCopy(), cfg)
+	if skip != "" {
+		if msg == "" {
+			msg = string(skip)
+		}
+		return collectorconfig.Config{}, nil, fmt.Errorf("no collector for this pod: %s", strings.TrimPrefix(msg, "not injected: "))
+	}
+	var scratch corev1.Container
+	ks := kubeletStatsAccess(pod.DeepCopy(), cfg, &scratch)
+	cc := p.collectorConfig(ks, cfg.Collector.Resources.Limits[corev1.ResourceMemory])
+	return cc, p.warnings, nil
+}
