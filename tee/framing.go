@@ -1,0 +1,181 @@
+package tee
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// Stream is stdout or stderr.
+type Stream uint8
+
+// The two streams of a process.
+const (
+	Stdout Stream = iota
+	Stderr
+)
+
+func (s Stream) String() string {
+	if s == Stderr {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+// ParseStream reads "stdout" or "stderr".
+func ParseStream(s string) (Stream, error) {
+	switch s {
+	case "stdout":
+		return Stdout, nil
+	case "stderr":
+		return Stderr, nil
+	}
+	return Stdout, fmt.Errorf("stream %q: use stdout or stderr", s)
+}
+
+// Format is how lines are written to the log file.
+type Format uint8
+
+const (
+	// CRI is containerd's format: <time> <stream> <P|F> <text>.
+	CRI Format = iota
+	// Raw writes the text of the lines only, both streams mixed in order of
+	// arrival, for tools that read plain text.
+	Raw
+)
+
+func (f Format) String() string {
+	if f == Raw {
+		return "raw"
+	}
+	return "cri"
+}
+
+// ParseFormat reads "cri" or "raw".
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "cri":
+		return CRI, nil
+	case "raw":
+		return Raw, nil
+	}
+	return CRI, fmt.Errorf("format %q: use cri or raw", s)
+}
+
+// MaxLineSize is where long lines are split into P pieces, as containerd does
+// by default (max_container_log_line_size).
+const MaxLineSize = 16 * 1024
+
+// recorder receives the records of the line splitter.
+type recorder interface {
+	// record is one CRI line: a piece of a longer line (partial) or the end
+	// of a line (without its newline).
+	record(ts []byte, s Stream, partial bool, text []byte)
+	// lines is a run of complete lines, newlines included (raw format only).
+	lines(text []byte)
+}
+
+// lineSplitter cuts one stream into records exactly as containerd does: a
+// line is the text up to '\n' (the '\n' is not part of the record), a line
+// longer than MaxLineSize is written as MaxLineSize pieces tagged P and a
+// final piece tagged F, and a last line without a newline is flushed as P when
+// the stream ends. Unlike containerd, a '\r' before '\n' is kept, so that the
+// file holds exactly the bytes of the stream.
+type lineSplitter struct {
+	stream  Stream
+	format  Format
+	max     int    // MaxLineSize; smaller in tests
+	pending []byte // start of a line whose end has not arrived, at most max bytes
+}
+
+func newLineSplitter(s Stream, f Format) *lineSplitter {
+	return &lineSplitter{stream: s, format: f, max: MaxLineSize}
+}
+
+// feed splits a chunk that arrived at ts.
+func (ls *lineSplitter) feed(ts, chunk []byte, out recorder) {
+	if ls.format == Raw {
+		ls.feedRaw(ts, chunk, out)
+		return
+	}
+	for len(chunk) > 0 {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			ls.hold(ts, chunk, out)
+			return
+		}
+		ls.complete(ts, chunk[:i], out)
+		chunk = chunk[i+1:]
+	}
+}
+
+// feedRaw passes runs of complete lines on in one piece: raw lines need no
+// splitting, only the unfinished line at the end is held.
+func (ls *lineSplitter) feedRaw(ts, chunk []byte, out recorder) {
+	last := bytes.LastIndexByte(chunk, '\n')
+	if last < 0 {
+		ls.hold(ts, chunk, out)
+		return
+	}
+	if len(ls.pending) > 0 {
+		i := bytes.IndexByte(chunk, '\n')
+		ls.complete(ts, chunk[:i], out)
+		chunk = chunk[i+1:]
+		last -= i + 1
+	}
+	if last >= 0 {
+		out.lines(chunk[:last+1])
+	}
+	ls.hold(ts, chunk[last+1:], out)
+}
+
+// complete ends the current line with text.
+func (ls *lineSplitter) complete(ts, text []byte, out recorder) {
+	if len(ls.pending) > 0 {
+		take := min(len(text), ls.max-len(ls.pending))
+		ls.pending = append(ls.pending, text[:take]...)
+		text = text[take:]
+		if len(text) == 0 {
+			out.record(ts, ls.stream, false, ls.pending)
+			ls.pending = ls.pending[:0]
+			return
+		}
+		out.record(ts, ls.stream, true, ls.pending)
+		ls.pending = ls.pending[:0]
+	}
+	for len(text) > ls.max {
+		out.record(ts, ls.stream, true, text[:ls.max])
+		text = text[ls.max:]
+	}
+	out.record(ts, ls.stream, false, text)
+}
+
+// hold keeps text that has no newline yet, writing out P pieces once more than
+// max bytes are waiting (exactly max may still end as F).
+func (ls *lineSplitter) hold(ts, text []byte, out recorder) {
+	if len(text) == 0 {
+		return
+	}
+	if len(ls.pending) > 0 {
+		take := min(len(text), ls.max-len(ls.pending))
+		ls.pending = append(ls.pending, text[:take]...)
+		text = text[take:]
+		if len(text) == 0 {
+			return
+		}
+		out.record(ts, ls.stream, true, ls.pending)
+		ls.pending = ls.pending[:0]
+	}
+	for len(text) > ls.max {
+		out.record(ts, ls.stream, true, text[:ls.max])
+		text = text[ls.max:]
+	}
+	ls.pending = append(ls.pending, text...)
+}
+
+// flush writes a last line that has no newline, as P, when the stream ends.
+func (ls *lineSplitter) flush(ts []byte, out recorder) {
+	if len(ls.pending) > 0 {
+		out.record(ts, ls.stream, true, ls.pending)
+		ls.pending = ls.pending[:0]
+	}
+}

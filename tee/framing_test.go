@@ -1,0 +1,168 @@
+package tee
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fargate-otel/fargate-otel/tee/crifile"
+)
+
+// recorded is a record as the splitter emitted it.
+type recorded struct {
+	stream  Stream
+	partial bool
+	text    string
+}
+
+type recordList struct{ recs []recorded }
+
+func (r *recordList) record(_ []byte, s Stream, partial bool, text []byte) {
+	r.recs = append(r.recs, recorded{s, partial, string(text)})
+}
+func (r *recordList) lines([]byte) { panic("raw runs in a CRI test") }
+
+func TestLineSplitterMatchesContainerd(t *testing.T) {
+	f := func(s string) recorded { return recorded{Stdout, false, s} }
+	p := func(s string) recorded { return recorded{Stdout, true, s} }
+	for _, tc := range []struct {
+		name   string
+		chunks []string
+		want   []recorded
+	}{
+		{"one line", []string{"hello\n"}, []recorded{f("hello")}},
+		{"empty lines", []string{"\n\n"}, []recorded{f(""), f("")}},
+		{"a line in pieces", []string{"he", "l", "lo\nwor", "ld\n"}, []recorded{f("hello"), f("world")}},
+		{"no newline at the end", []string{"a\nbc"}, []recorded{f("a"), p("bc")}},
+		{"carriage return kept", []string{"a\r\n"}, []recorded{f("a\r")}},
+		{"exactly max", []string{"12345\n"}, []recorded{f("12345")}},
+		{"exactly max, newline later", []string{"12345", "\n"}, []recorded{f("12345")}},
+		{"max plus one", []string{"123456\n"}, []recorded{p("12345"), f("6")}},
+		{"two max", []string{"1234567890\n"}, []recorded{p("12345"), f("67890")}},
+		{"long line over chunks", []string{"123", "4567", "89012345", "6\n"}, []recorded{p("12345"), p("67890"), p("12345"), f("6")}},
+		{"long held line ends without newline", []string{"1234567"}, []recorded{p("12345"), p("67")}},
+		{"pending then long", []string{"12", "3456789012\n"}, []recorded{p("12345"), p("67890"), f("12")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := newLineSplitter(Stdout, CRI)
+			ls.max = 5
+			var got recordList
+			for _, c := range tc.chunks {
+				ls.feed(nil, []byte(c), &got)
+			}
+			ls.flush(nil, &got)
+			if fmt.Sprint(got.recs) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v\nwant %v", got.recs, tc.want)
+			}
+		})
+	}
+}
+
+// framedFile runs the splitter and the sink on chunks of two streams and
+// returns what reached the file.
+func framedFile(t testing.TB, format Format, max int, chunks []chunk) []byte {
+	var file bytes.Buffer
+	s := newSink(format, &file, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, 0)
+	clk := newClock(nil)
+	split := map[Stream]*lineSplitter{Stdout: newLineSplitter(Stdout, format), Stderr: newLineSplitter(Stderr, format)}
+	for _, ls := range split {
+		ls.max = max
+	}
+	for _, c := range chunks {
+		split[c.stream].feed(clk.stamp(), c.data, s)
+		s.flush()
+	}
+	for _, st := range []Stream{Stdout, Stderr} {
+		split[st].flush(clk.stamp(), s)
+	}
+	if !s.close(10 * time.Second) {
+		t.Fatal("the sink did not finish")
+	}
+	if lost := s.linesLost.Load(); lost != 0 {
+		t.Fatalf("%d lines lost writing to memory", lost)
+	}
+	return file.Bytes()
+}
+
+type chunk struct {
+	stream Stream
+	data   []byte
+}
+
+// cutChunks splits both streams into chunks of varying size, interleaved.
+func cutChunks(stdout, stderr []byte, seed uint32) []chunk {
+	var out []chunk
+	next := func() int {
+		seed = seed*1664525 + 1013904223
+		return int(seed>>24) + 1
+	}
+	for len(stdout) > 0 || len(stderr) > 0 {
+		for _, s := range []struct {
+			st Stream
+			b  *[]byte
+		}{{Stdout, &stdout}, {Stderr, &stderr}} {
+			n := min(next(), len(*s.b))
+			if n > 0 {
+				out = append(out, chunk{s.st, (*s.b)[:n]})
+				*s.b = (*s.b)[n:]
+			}
+		}
+	}
+	return out
+}
+
+func checkRoundTrip(t testing.TB, stdout, stderr []byte, seed uint32, max int) {
+	file := framedFile(t, CRI, max, cutChunks(stdout, stderr, seed))
+	lines, err := crifile.Read(bytes.NewReader(file))
+	if err != nil {
+		t.Fatalf("the file does not parse: %v\n%q", err, file)
+	}
+	for i, l := range lines {
+		if len(l.Text) > max {
+			t.Fatalf("line %d has %d bytes of text, above %d", i, len(l.Text), max)
+		}
+		if i > 0 && l.Time.Before(lines[i-1].Time) {
+			t.Fatalf("line %d goes back in time", i)
+		}
+	}
+	got := crifile.Streams(lines)
+	if !bytes.Equal(got["stdout"], stdout) {
+		t.Fatalf("stdout does not round-trip:\n got %q\nwant %q", got["stdout"], stdout)
+	}
+	if !bytes.Equal(got["stderr"], stderr) {
+		t.Fatalf("stderr does not round-trip:\n got %q\nwant %q", got["stderr"], stderr)
+	}
+}
+
+func TestCRIRoundTripsWithTheRealLineSize(t *testing.T) {
+	long := bytes.Repeat([]byte("0123456789abcdef"), 3*MaxLineSize/16+5) // 3 pieces and a bit
+	stdout := append(append([]byte("short\n"), long...), "\nlast without newline"...)
+	stderr := append(append([]byte{0, 1, 2, 0xff, '\r', '\n'}, bytes.Repeat([]byte("x"), MaxLineSize)...), '\n')
+	for seed := uint32(0); seed < 5; seed++ {
+		checkRoundTrip(t, stdout, stderr, seed*7919, MaxLineSize)
+	}
+}
+
+func TestRawFileHoldsTheBytesOfOneStream(t *testing.T) {
+	data := []byte("a\nbb\n\nccc" + strings.Repeat("d", 40) + "\nend")
+	for seed := uint32(0); seed < 20; seed++ {
+		got := framedFile(t, Raw, 16, cutChunks(data, nil, seed))
+		if !bytes.Equal(got, data) {
+			t.Fatalf("seed %d: raw file %q, want %q", seed, got, data)
+		}
+	}
+}
+
+func FuzzCRIRoundTrip(f *testing.F) {
+	f.Add([]byte("hello\nworld\n"), []byte("err\n"), uint32(1), uint8(5))
+	f.Add([]byte("no newline"), []byte(""), uint32(2), uint8(3))
+	f.Add([]byte("\r\n\n\x00\xff"), []byte("123456789\n1234"), uint32(3), uint8(4))
+	f.Add(bytes.Repeat([]byte("y"), 100), bytes.Repeat([]byte("z\n"), 30), uint32(4), uint8(7))
+	f.Fuzz(func(t *testing.T, stdout, stderr []byte, seed uint32, max uint8) {
+		checkRoundTrip(t, stdout, stderr, seed, int(max%32)+1)
+	})
+}

@@ -1,0 +1,336 @@
+package tee
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Queue sizes: at most queueBlocks blocks of blockSize bytes wait for the
+// disk (2 MiB), which bounds the memory of the wrapper; a block is always
+// larger than the largest record (MaxLineSize plus the header).
+const (
+	defaultBlockSize   = 128 << 10
+	defaultQueueBlocks = 16
+)
+
+// Retry pacing after a failed write: while the file fails, blocks are dropped
+// without trying, and the next attempt comes after the backoff.
+const (
+	minBackoff = 20 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+var errQueueFull = errors.New("the disk was too slow: the queue of lines waiting to be written was full")
+
+// block is a run of whole records on its way to the file.
+type block struct {
+	data []byte
+	// dropped records were thrown away just before this block because no
+	// block was free; the writer reports them before writing it.
+	dropped      int64
+	droppedSince time.Time
+}
+
+// sink frames records into blocks (on the reader's goroutine) and writes the
+// blocks to the log file (on its own goroutine). The reader never waits: when
+// every block is in flight it drops the record and counts it.
+type sink struct {
+	format    Format
+	out       io.Writer
+	log       *slog.Logger
+	blockSize int
+	limit     int
+	made      int
+	free      chan *block
+	queue     chan *block
+	done      chan struct{}
+	cur       *block
+	now       func() time.Time
+
+	// Reader side: records dropped since the last queued block.
+	dropped      int64
+	droppedSince time.Time
+
+	// Totals, for the final summary and tests.
+	linesWritten atomic.Int64
+	linesLost    atomic.Int64
+}
+
+func newSink(format Format, out io.Writer, log *slog.Logger, blockSize, blocks int) *sink {
+	if blockSize <= 0 {
+		blockSize = defaultBlockSize
+	}
+	if blocks <= 0 {
+		blocks = defaultQueueBlocks
+	}
+	s := &sink{
+		format:    format,
+		out:       out,
+		log:       log,
+		blockSize: max(blockSize, MaxLineSize+256),
+		limit:     blocks,
+		free:      make(chan *block, blocks),
+		queue:     make(chan *block, blocks),
+		done:      make(chan struct{}),
+		now:       time.Now,
+	}
+	go s.run()
+	return s
+}
+
+// room returns a block with at least need free bytes, or nil when none is free.
+func (s *sink) room(need int) *block {
+	if s.cur != nil {
+		if cap(s.cur.data)-len(s.cur.data) >= need {
+			return s.cur
+		}
+		s.push()
+	}
+	select {
+	case b := <-s.free:
+		s.cur = b
+	default:
+		if s.made == s.limit {
+			return nil
+		}
+		s.made++
+		s.cur = &block{data: make([]byte, 0, s.blockSize)}
+	}
+	return s.cur
+}
+
+func (s *sink) drop(records int64) {
+	if s.dropped == 0 {
+		s.droppedSince = s.now()
+	}
+	s.dropped += records
+}
+
+// push queues the current block. The queue holds every block there is, so
+// this never waits.
+func (s *sink) push() {
+	b := s.cur
+	s.cur = nil
+	if b == nil || len(b.data) == 0 {
+		if b != nil {
+			s.free <- b
+		}
+		return
+	}
+	b.dropped, b.droppedSince = s.dropped, s.droppedSince
+	s.dropped = 0
+	s.queue <- b
+}
+
+// flush hands what has been framed so far to the writer.
+func (s *sink) flush() {
+	if s.cur != nil && len(s.cur.data) > 0 {
+		s.push()
+	}
+}
+
+func (s *sink) record(ts []byte, st Stream, partial bool, text []byte) {
+	if s.format == Raw {
+		need := len(text)
+		if !partial {
+			need++
+		}
+		b := s.room(need)
+		if b == nil {
+			s.drop(1)
+			return
+		}
+		b.data = append(b.data, text...)
+		if !partial {
+			b.data = append(b.data, '\n')
+		}
+		return
+	}
+	b := s.room(len(ts) + len(" stdout P \n") + len(text))
+	if b == nil {
+		s.drop(1)
+		return
+	}
+	tag := byte('F')
+	if partial {
+		tag = 'P'
+	}
+	b.data = append(b.data, ts...)
+	if st == Stderr {
+		b.data = append(b.data, " stderr "...)
+	} else {
+		b.data = append(b.data, " stdout "...)
+	}
+	b.data = append(b.data, tag, ' ')
+	b.data = append(b.data, text...)
+	b.data = append(b.data, '\n')
+}
+
+func (s *sink) lines(text []byte) {
+	for len(text) > 0 {
+		b := s.room(1)
+		if b == nil {
+			s.drop(int64(bytes.Count(text, []byte{'\n'})))
+			return
+		}
+		free := cap(b.data) - len(b.data)
+		n := len(text)
+		if n > free {
+			n = bytes.LastIndexByte(text[:free], '\n') + 1
+			if n == 0 {
+				if len(b.data) > 0 {
+					s.push() // the line fits in an empty block
+					continue
+				}
+				n = free
+			}
+		}
+		b.data = append(b.data, text[:n]...)
+		text = text[n:]
+	}
+}
+
+// notice is a line of the wrapper's own in the file (as stderr in CRI).
+func (s *sink) notice(ts []byte, text string) []byte {
+	if s.format == Raw {
+		return []byte("fargate-otel-tee: " + text + "\n")
+	}
+	return []byte(string(ts) + " stderr F fargate-otel-tee: " + text + "\n")
+}
+
+// say writes a notice of the wrapper through the queue, in order with the
+// records around it. Reader side only.
+func (s *sink) say(ts []byte, text string) {
+	line := s.notice(ts, text)
+	if b := s.room(len(line)); b != nil {
+		b.data = append(b.data, line...)
+	} else {
+		s.drop(1)
+	}
+}
+
+// run is the writer goroutine.
+func (s *sink) run() {
+	defer close(s.done)
+	var (
+		lost      int64 // records not written and not yet reported in the file
+		lostSince time.Time
+		reasons   []string // distinct, in order
+		retryAt   time.Time
+		backoff   = minBackoff
+		failing   bool
+		clk       = newClock(s.now)
+	)
+	lose := func(n int64, why error) {
+		if n == 0 {
+			return
+		}
+		if lost == 0 {
+			lostSince = s.now()
+		}
+		lost += n
+		s.linesLost.Add(n)
+		addReason(&reasons, why)
+	}
+	fail := func(err error) {
+		if !failing {
+			s.log.Warn("cannot write the log file; the command's output still passes through, lines for the file are counted and reported once writing works again", "error", err)
+		}
+		failing = true
+		retryAt = s.now().Add(backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
+	report := func() error {
+		if lost == 0 {
+			return nil
+		}
+		text := fmt.Sprintf("%d log lines were lost since %s: %s", lost, lostSince.UTC().Format(time.RFC3339Nano), strings.Join(reasons, "; "))
+		if _, err := s.out.Write(s.notice(clk.stamp(), text)); err != nil {
+			return err
+		}
+		if failing {
+			s.log.Info("the log file is writable again", "lost_lines", lost)
+		}
+		lost, reasons, failing, backoff = 0, nil, false, minBackoff
+		return nil
+	}
+	for b := range s.queue {
+		if b.dropped > 0 {
+			if lost == 0 {
+				lostSince = b.droppedSince
+			}
+			lost += b.dropped
+			s.linesLost.Add(b.dropped)
+			addReason(&reasons, errQueueFull)
+		}
+		records := int64(bytes.Count(b.data, []byte{'\n'}))
+		if failing && s.now().Before(retryAt) {
+			lose(records, nil)
+		} else if err := report(); err != nil {
+			fail(err)
+			lose(records, err)
+		} else if n, err := s.out.Write(b.data); err != nil {
+			fail(err)
+			s.linesWritten.Add(int64(bytes.Count(b.data[:n], []byte{'\n'})))
+			lose(int64(bytes.Count(b.data[n:], []byte{'\n'})), err)
+		} else {
+			s.linesWritten.Add(records)
+		}
+		b.data = b.data[:0]
+		b.dropped = 0
+		s.free <- b
+	}
+	if err := report(); err != nil {
+		s.log.Warn("log lines were lost", "lines", lost, "error", err)
+	}
+}
+
+// addReason keeps the distinct causes of a loss, at most a few.
+func addReason(reasons *[]string, err error) {
+	if err == nil || len(*reasons) >= 3 || slices.Contains(*reasons, err.Error()) {
+		return
+	}
+	*reasons = append(*reasons, err.Error())
+}
+
+// close hands the last block to the writer and waits for it, at most timeout
+// (a disk that hangs must not keep the command's exit code from its caller).
+func (s *sink) close(timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	s.flush()
+	if s.dropped > 0 {
+		// Nothing followed the drop: carry the count on an empty block,
+		// waiting for one to come back if all are in flight.
+		var b *block
+		if s.made < s.limit {
+			s.made++
+			b = &block{}
+		} else {
+			select {
+			case b = <-s.free:
+			case <-deadline.C:
+			}
+		}
+		if b != nil {
+			b.dropped, b.droppedSince = s.dropped, s.droppedSince
+			s.dropped = 0
+			s.queue <- b
+		}
+	}
+	close(s.queue)
+	select {
+	case <-s.done:
+		return true
+	case <-deadline.C:
+		s.log.Warn("the log file did not take the last lines in time; exiting without them", "waited", timeout)
+		return false
+	}
+}
