@@ -8,8 +8,8 @@ import (
 func TestClockStampsAreFixedWidthUTCAndNeverGoBack(t *testing.T) {
 	times := []time.Time{
 		time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 7200)),
-		time.Date(2026, 1, 2, 1, 4, 5, 0, time.UTC),             // same second, earlier nanos: held
-		time.Date(2026, 1, 2, 1, 4, 6, 120000000, time.UTC),     // next second
+		time.Date(2026, 1, 2, 1, 4, 5, 0, time.UTC),              // same second, earlier nanos: held
+		time.Date(2026, 1, 2, 1, 4, 6, 120000000, time.UTC),      // next second
 		time.Date(2025, 12, 31, 23, 59, 59, 999999999, time.UTC), // the clock stepped back
 		time.Date(2026, 1, 2, 1, 4, 7, 999999999, time.UTC),
 	}

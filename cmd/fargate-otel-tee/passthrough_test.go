@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fargate-otel/fargate-otel/tee/crifile"
+)
+
+// streamData makes a stream with binary bytes, empty lines, "\r\n", a 1 MiB
+// line, and no newline at the end.
+func streamData(seed uint64, size int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	var b bytes.Buffer
+	for b.Len() < size {
+		switch r.IntN(6) {
+		case 0:
+			for i := r.IntN(300); i > 0; i-- {
+				b.WriteByte(byte(r.IntN(256)))
+			}
+		case 1:
+			b.WriteString("\n\n")
+		case 2:
+			b.WriteString("windows line\r\n")
+		default:
+			b.WriteString(strings.Repeat("text ", r.IntN(50)) + "\n")
+		}
+	}
+	b.Write(bytes.Repeat([]byte{'L'}, 1<<20))
+	b.WriteString("\nthe end, no newline")
+	return b.Bytes()
+}
+
+func TestPassthroughIsByteExactAndTheFileRoundTrips(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out, errb := streamData(1, 3<<20), streamData(2, 2<<20)
+	outFile, errFile := filepath.Join(dir, "out"), filepath.Join(dir, "err")
+	if err := os.WriteFile(outFile, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(errFile, errb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := append(identity(logs), "--max-size", "1Gi", "--")
+	r := wrapper(t, nil, append(args, helper("write", outFile, errFile, "7")...)...)
+	if r.code != 0 {
+		t.Fatalf("exit code %d, stderr %q", r.code, r.stderr[:min(len(r.stderr), 500)])
+	}
+	if !bytes.Equal(r.stdout, out) {
+		t.Fatalf("stdout differs: %d bytes passed through, %d written", len(r.stdout), len(out))
+	}
+	if !bytes.Equal(r.stderr, errb) {
+		t.Fatalf("stderr differs: %d bytes passed through, %d written", len(r.stderr), len(errb))
+	}
+	lines := readCRI(t, logFile(logs, 0))
+	streams := crifile.Streams(lines)
+	if !bytes.Equal(streams["stdout"], out) || !bytes.Equal(streams["stderr"], errb) {
+		t.Fatalf("the file does not give back the streams: stdout %d/%d bytes, stderr %d/%d bytes",
+			len(streams["stdout"]), len(out), len(streams["stderr"]), len(errb))
+	}
+	for i, l := range lines {
+		if len(l.Text) > 16*1024 {
+			t.Fatalf("line %d has %d bytes of text: lines must be split at 16 KiB", i, len(l.Text))
+		}
+		if i > 0 && l.Time.Before(lines[i-1].Time) {
+			t.Fatalf("line %d goes back in time", i)
+		}
+	}
+	if last := lines[len(lines)-1]; !last.Partial {
+		t.Fatalf("a last line without newline must be P, got %+v", last)
+	}
+}
+
+func TestStdinModeTeesStdinToTheChosenStream(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	in := []byte("one\ntwo\nthree without newline")
+	r := wrapper(t, in, append(identity(logs), "--stream", "stderr")...)
+	if r.code != 0 || len(r.stdout) != 0 || !bytes.Equal(r.stderr, in) {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	lines := readCRI(t, logFile(logs, 0))
+	if got := crifile.Streams(lines); !bytes.Equal(got["stderr"], in) || len(got["stdout"]) != 0 {
+		t.Fatalf("file streams %q", got)
+	}
+}
+
+func TestRestartNumbering(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	for i := 0; i < 3; i++ {
+		r := wrapper(t, nil, append(identity(logs), "--", "sh", "-c", "echo run $0", strings.Repeat("x", i+1))...)
+		if r.code != 0 {
+			t.Fatalf("run %d: code %d, stderr %s", i, r.code, r.stderr)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		lines := readCRI(t, logFile(logs, i))
+		want := "run " + strings.Repeat("x", i+1)
+		if len(lines) != 1 || string(lines[0].Text) != want {
+			t.Fatalf("%d.log holds %+v, want one line %q", i, lines, want)
+		}
+	}
+}
+
+func TestMissingIdentityStillRunsTheApp(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	r := wrapper(t, nil, "--log-dir", logs, "--container", "app", "--", "sh", "-c", "echo out; echo err >&2; exit 4")
+	if r.code != 4 || string(r.stdout) != "out\n" {
+		t.Fatalf("code %d, stdout %q", r.code, r.stdout)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(r.stderr), "\n"), "\n")
+	if len(lines) != 2 || lines[1] != "err" || !strings.Contains(lines[0], "missing --namespace, --pod, --pod-uid") {
+		t.Fatalf("stderr %q: want one warning naming what is missing, then the app's line", r.stderr)
+	}
+	if entries, _ := os.ReadDir(logs); len(entries) != 0 {
+		t.Fatalf("a log was written without an identity: %v", entries)
+	}
+}
+
+func TestNoLogVolumePassesThrough(t *testing.T) {
+	t.Parallel()
+	logs := filepath.Join(t.TempDir(), "not-mounted")
+	r := wrapper(t, nil, append(identity(logs), "--", "sh", "-c", "echo out")...)
+	if r.code != 0 || string(r.stdout) != "out\n" || !strings.Contains(string(r.stderr), "is the logs volume mounted") {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(logs); err == nil {
+		t.Fatal("the wrapper created the missing log folder on the container's own disk")
+	}
+}
+
+func TestBadFlagsStillRunTheApp(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	r := wrapper(t, nil, append(identity(logs), "--max-size", "ten", "--", "sh", "-c", "echo out; exit 5")...)
+	if r.code != 5 || string(r.stdout) != "out\n" || !strings.Contains(string(r.stderr), "running the command without writing a log file") {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// Without a command, a bad flag is a usage error.
+	r = wrapper(t, []byte{}, "--format", "json")
+	if r.code != 2 || !strings.Contains(string(r.stderr), "use cri or raw") {
+		t.Fatalf("code %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestPodinfoFolderAndPrecedence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	podinfo := filepath.Join(dir, "podinfo")
+	if err := os.Mkdir(podinfo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"namespace": "from-file", "name": "pod-from-file", "uid": "aaaa-1111"} {
+		if err := os.WriteFile(filepath.Join(podinfo, name), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FARGATE_OTEL_POD=pod-from-env", "FARGATE_OTEL_CONTAINER=c-env"}
+	r := wrapperEnv(t, env, nil, "--log-dir", logs, "--podinfo-dir", podinfo, "--namespace", "from-flag", "--", "sh", "-c", "echo hi")
+	if r.code != 0 {
+		t.Fatalf("code %d, stderr %s", r.code, r.stderr)
+	}
+	want := filepath.Join(logs, "from-flag_pod-from-env_aaaa-1111", "c-env", "0.log")
+	if lines := readCRI(t, want); len(lines) != 1 || string(lines[0].Text) != "hi" {
+		t.Fatalf("%s: %+v", want, lines)
+	}
+}
+
+func TestRawFormat(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	r := wrapper(t, nil, append(identity(logs), "--format", "raw", "--", "sh", "-c", "printf 'a\\nb\\nc'")...)
+	if r.code != 0 {
+		t.Fatalf("code %d, stderr %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(logFile(logs, 0))
+	if err != nil || string(b) != "a\nb\nc" {
+		t.Fatalf("raw file %q, %v", b, err)
+	}
+}
