@@ -1,0 +1,156 @@
+package entrypoint
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// CommandAnnotation is the pod annotation that gives a container's command
+// instead of a registry look-up; error hints point to it.
+const CommandAnnotation = "fargate-otel.io/command"
+
+// Reason is the kind of failure of a look-up (also a metrics label).
+type Reason string
+
+const (
+	ReasonUnauthorized Reason = "unauthorized"
+	ReasonNotFound     Reason = "not_found"
+	ReasonTimeout      Reason = "timeout"
+	ReasonPlainHTTP    Reason = "plain_http"
+	ReasonTLS          Reason = "tls"
+	ReasonUnreachable  Reason = "unreachable"
+	ReasonNoPlatform   Reason = "no_platform"
+	ReasonInvalid      Reason = "invalid_reference"
+	ReasonRegistry     Reason = "registry_error"
+)
+
+// Error is a failed look-up: what failed, why, and what the user can do.
+type Error struct {
+	Image  string
+	Reason Reason
+	// What is a short account of the failure, e.g. "registry r.io refused access".
+	What string
+	Err  error
+	// Hint says what to do about it.
+	Hint string
+}
+
+func (e *Error) Error() string {
+	what := e.What
+	if what == "" {
+		what = string(e.Reason)
+	}
+	msg := fmt.Sprintf("image %s: %s", e.Image, what)
+	if e.Err != nil {
+		msg += ": " + shorten(e.Err.Error(), 240)
+	}
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errECRCredentials marks a failure to get ECR credentials from AWS.
+var errECRCredentials = errors.New("no ECR credentials")
+
+var orCommand = "or give the container's command in the pod annotation " + CommandAnnotation
+
+func classify(image string, ref name.Reference, err error, fetchTimeout time.Duration) *Error {
+	reg := ref.Context().RegistryStr()
+	e := &Error{Image: image, Err: err}
+	var terr *transport.Error
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	var cerr x509.CertificateInvalidError
+	var verr *tls.CertificateVerificationError
+	var nerr net.Error
+	var derr *net.DNSError
+	var operr *net.OpError
+	switch {
+	case errors.Is(err, errECRCredentials):
+		e.Reason, e.What = ReasonUnauthorized, "could not get ECR credentials for "+reg
+		e.Hint = "let the injector's service account call ecr:GetAuthorizationToken (IRSA or EKS Pod Identity), add an imagePullSecret for " + reg + ", " + orCommand
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden ||
+		hasCode(terr, transport.UnauthorizedErrorCode, transport.DeniedErrorCode)):
+		e.Reason, e.What = ReasonUnauthorized, fmt.Sprintf("registry %s refused access (HTTP %d)", reg, terr.StatusCode)
+		e.Hint = "give the pod an imagePullSecret for " + reg + " (in spec.imagePullSecrets or on its service account), " + orCommand
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound ||
+		hasCode(terr, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode)):
+		e.Reason, e.What = ReasonNotFound, "not found in registry "+reg
+		e.Hint = "check the image name and tag (the pod will not start either), " + orCommand
+	case strings.Contains(err.Error(), "no child with platform"):
+		e.Reason, e.What = ReasonNoPlatform, "no manifest for the pod's platform"
+		e.Hint = "Fargate runs linux/amd64 images: publish one in the image index, " + orCommand
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
+		e.Reason, e.What = ReasonTimeout, fmt.Sprintf("registry %s did not answer within %s", reg, fetchTimeout)
+		e.Hint = "check that the injector can reach " + reg + ", " + orCommand
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		e.Reason, e.What = ReasonPlainHTTP, "registry "+reg+" speaks plain HTTP"
+		e.Hint = "add " + reg + " to the injector's insecure registries (setting insecureRegistries), " + orCommand
+	case errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) || errors.As(err, &verr):
+		e.Reason, e.What = ReasonTLS, "TLS certificate of registry "+reg+" is not trusted"
+		e.Hint = "mount the registry's CA into the injector (SSL_CERT_DIR), " + orCommand
+	case errors.As(err, &derr) || errors.As(err, &operr):
+		e.Reason, e.What = ReasonUnreachable, "cannot reach registry "+reg
+		e.Hint = "check DNS and network policies between the injector and " + reg + ", " + orCommand
+	default:
+		e.Reason, e.What = ReasonRegistry, "look-up in registry "+reg+" failed"
+		e.Hint = orCommand
+	}
+	return e
+}
+
+// budgetError: the caller's time ran out while the look-up goes on.
+func budgetError(image string, ref name.Reference, err error, budget time.Duration) *Error {
+	return &Error{
+		Image: image, Reason: ReasonTimeout, Err: err,
+		What: fmt.Sprintf("registry %s did not answer within the look-up budget of %s", ref.Context().RegistryStr(), budget),
+		Hint: "the look-up goes on in the background and the next pod with this image uses its result; " + orCommand,
+	}
+}
+
+func hasCode(terr *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range terr.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headUnsupported: some registries answer HEAD on manifests badly; a GET
+// gives both the digest and a readable error. Auth and not-found answers are
+// final, GET would say the same.
+func headUnsupported(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	switch terr.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
