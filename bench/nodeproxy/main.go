@@ -1,0 +1,397 @@
+// Command nodeproxy measures the kubelet stats proxy against direct calls to
+// the same upstream, in one process so that both see the same machine:
+//
+//   - scrapes per second through the proxy vs straight to the upstream (the
+//     stand-in for the API server's nodes/proxy), both over TLS with
+//     keep-alive, with the same number of concurrent collectors;
+//   - upstream calls and TokenReviews per scrape once the caches are warm;
+//   - heap held with 10,000 distinct callers cached (reviews, rate limiters
+//     and the pod index).
+//
+// `make bench-nodeproxy` runs it.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/fargate-otel/fargate-otel/nodeproxy"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/podindex"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
+)
+
+func main() {
+	duration := flag.Duration("duration", 3*time.Second, "length of each measured round")
+	rounds := flag.Int("rounds", 3, "alternating direct/proxy rounds (the best of each is kept)")
+	collectors := flag.Int("collectors", 16, "concurrent collectors (distinct pods, nodes and tokens)")
+	latency := flag.Duration("upstream-latency", 0, "time the upstream takes per answer (the kubelet and API server hop); 0 = pure CPU cost")
+	callers := flag.Int("callers", 10000, "distinct callers for the memory figure")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-nodeproxy:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*duration, *rounds, *collectors, *latency, *callers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-nodeproxy:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+type counters struct {
+	upstream atomic.Int64
+	reviews  atomic.Int64
+}
+
+func run(duration time.Duration, rounds, collectors int, latency time.Duration, callers int) error {
+	ca, err := testpki.NewCA("bench-ca")
+	if err != nil {
+		return err
+	}
+	var n counters
+	summary := fargateSummary()
+
+	// The upstream: what the API server answers at nodes/proxy/stats/summary.
+	upCert, err := ca.Issue("upstream", []string{"127.0.0.1"}, 0)
+	if err != nil {
+		return err
+	}
+	upTLS, _ := upCert.TLSCertificate()
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.upstream.Add(1)
+		if r.Header.Get("Authorization") == "" {
+			http.Error(w, "no credential", http.StatusUnauthorized)
+			return
+		}
+		if latency > 0 {
+			time.Sleep(latency)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(summary)
+	}))
+	up.EnableHTTP2 = true // as the API server
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{upTLS}}
+	up.StartTLS()
+	defer up.Close()
+
+	// The proxy, with the real authenticator (TokenReview answered in
+	// process), the real pod index and the real handler and TLS server.
+	pods := make([]corev1.Pod, collectors)
+	answers := map[string]authnv1.TokenReviewStatus{}
+	for i := range collectors {
+		pods[i] = benchPod(i)
+		answers[token(i)] = reviewStatus(i)
+	}
+	h, err := newHandler(up.URL, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 256}, pods, answers, &n)
+	if err != nil {
+		return err
+	}
+	pxCert, err := ca.Issue("fargate-otel-nodeproxy", []string{"127.0.0.1"}, 0)
+	if err != nil {
+		return err
+	}
+	pxTLS, _ := pxCert.TLSCertificate()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := nodeproxy.NewTLSServer(h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pxTLS, nil }, slog.New(slog.DiscardHandler))
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer func() { _ = srv.Close() }()
+	proxyURL := "https://" + ln.Addr().String()
+
+	// Each collector is its own client, as each sidecar is its own process
+	// (the kubelet_stats receiver clones http.DefaultTransport).
+	clients := make([]*http.Client, collectors)
+	for i := range clients {
+		clients[i] = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
+	}
+	scrape := func(base string) func(i int) error {
+		return func(i int) error {
+			req, _ := http.NewRequest("GET", base+"/api/v1/nodes/"+node(i)+"/proxy/stats/summary", nil)
+			req.Header.Set("Authorization", "bearer "+token(i))
+			resp, err := clients[i].Do(req)
+			if err != nil {
+				return err
+			}
+			nb, err := io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != 200 || nb != int64(len(summary)) {
+				return fmt.Errorf("scrape %s: HTTP %d, %d bytes", base, resp.StatusCode, nb)
+			}
+			return nil
+		}
+	}
+	direct, proxied := scrape(up.URL), scrape(proxyURL)
+
+	// Warm-up: connections, token reviews, rate limiters.
+	if _, err := measure(direct, collectors, 300*time.Millisecond); err != nil {
+		return err
+	}
+	if _, err := measure(proxied, collectors, 300*time.Millisecond); err != nil {
+		return err
+	}
+
+	var bestDirect, bestProxy float64
+	var proxyScrapes, upstreamDuringProxy, reviewsDuringProxy int64
+	for range rounds {
+		d, err := measure(direct, collectors, duration)
+		if err != nil {
+			return err
+		}
+		bestDirect = max(bestDirect, float64(d)/duration.Seconds())
+		u0, r0 := n.upstream.Load(), n.reviews.Load()
+		p, err := measure(proxied, collectors, duration)
+		if err != nil {
+			return err
+		}
+		bestProxy = max(bestProxy, float64(p)/duration.Seconds())
+		proxyScrapes += p
+		upstreamDuringProxy += n.upstream.Load() - u0
+		reviewsDuringProxy += n.reviews.Load() - r0
+	}
+
+	var heapMiB float64
+	if callers > 0 {
+		if heapMiB, err = callersHeap(callers); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("nodeproxy benchmark: %d collectors, %d-byte summary, upstream latency %v, best of %d x %v rounds, GOMAXPROCS=%d\n",
+		collectors, len(summary), latency, rounds, duration, runtime.GOMAXPROCS(0))
+	fmt.Printf("  direct to upstream:      %8.0f scrapes/s\n", bestDirect)
+	fmt.Printf("  through the proxy:       %8.0f scrapes/s\n", bestProxy)
+	fmt.Printf("  proxy / direct:          %8.2fx   (goal >= 0.80x) %s\n", bestProxy/bestDirect, verdict(bestProxy/bestDirect >= 0.8))
+	perScrape := float64(upstreamDuringProxy) / float64(proxyScrapes)
+	fmt.Printf("  upstream calls / scrape: %8.3f    (goal 1.0)      %s\n", perScrape, verdict(perScrape == 1.0))
+	fmt.Printf("  token reviews / scrape:  %8.3f    (after warm-up)\n", float64(reviewsDuringProxy)/float64(proxyScrapes))
+	if callers > 0 {
+		fmt.Printf("  heap with %d callers cached: %.1f MiB (goal <= 64 MiB) %s\n", callers, heapMiB, verdict(heapMiB <= 64))
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+// measure runs scrape from c workers for d and returns the scrapes done.
+func measure(scrape func(int) error, c int, d time.Duration) (int64, error) {
+	var done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := range c {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				if err := scrape(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return done.Load(), firstErr
+}
+
+func newHandler(upstream string, transport http.RoundTripper, pods []corev1.Pod, answers map[string]authnv1.TokenReviewStatus, n *counters) (*nodeproxy.Handler, error) {
+	auth, err := callerauth.New(func(_ context.Context, token string, _ []string) (authnv1.TokenReviewStatus, error) {
+		n.reviews.Add(1)
+		return answers[token], nil
+	}, callerauth.Options{Audience: nodeproxy.DefaultAudience, CacheSize: len(pods) + 100})
+	if err != nil {
+		return nil, err
+	}
+	idx, err := podindex.NewStatic(pods)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(upstream)
+	return nodeproxy.NewHandler(nodeproxy.Config{
+		Upstream:   u,
+		Transport:  credTransport{transport},
+		Auth:       auth,
+		Pods:       idx,
+		Rate:       1e9, // measure the proxy, not its limiter
+		Burst:      1e6,
+		MaxCallers: len(pods) + 100,
+	})
+}
+
+// credTransport adds the proxy's own credential, as client-go's does.
+type credTransport struct{ base http.RoundTripper }
+
+func (c credTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r.Header.Set("Authorization", "Bearer proxy-credential")
+	return c.base.RoundTrip(r)
+}
+
+// callersHeap is the heap that cached state for n distinct callers holds:
+// each caller's TokenReview and rate limiter, and its pod in the index.
+func callersHeap(n int) (float64, error) {
+	answers := make(map[string]authnv1.TokenReviewStatus, n)
+	tokens := make([]string, n)
+	for i := range n {
+		tokens[i] = fakeJWT(i)
+		answers[tokens[i]] = reviewStatus(i)
+	}
+	var base runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&base)
+
+	pods := make([]corev1.Pod, n)
+	for i := range n {
+		pods[i] = benchPod(i)
+	}
+	var c counters
+	h, err := newHandler("https://apiserver.invalid", answerTransport{}, pods, answers, &c)
+	if err != nil {
+		return 0, err
+	}
+	pods = nil // only what the index keeps counts
+	for i := range n {
+		req := httptest.NewRequest("GET", "/api/v1/nodes/"+node(i)+"/proxy/stats/summary", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[i])
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			return 0, fmt.Errorf("caller %d: HTTP %d %s", i, w.Code, w.Body.String())
+		}
+	}
+	if c.reviews.Load() != int64(n) {
+		return 0, fmt.Errorf("%d reviews for %d callers", c.reviews.Load(), n)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(answers)
+	runtime.KeepAlive(tokens)
+	return float64(after.HeapAlloc-base.HeapAlloc) / (1 << 20), nil
+}
+
+// answerTransport answers every request in memory.
+type answerTransport struct{}
+
+func (answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(io.LimitReader(zeroReader{}, 0)), Request: r, ContentLength: 0}, nil
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { return 0, io.EOF }
+
+func node(i int) string {
+	return fmt.Sprintf("fargate-ip-10-0-%d-%d.eu-west-1.compute.internal", i/250, i%250)
+}
+func token(i int) string { return fmt.Sprintf("token-%d", i) }
+
+// fakeJWT is shaped like a projected token (about 1 KiB, three parts), so
+// that hashing costs what it costs in production.
+func fakeJWT(i int) string {
+	pad := make([]byte, 900)
+	for j := range pad {
+		pad[j] = 'a' + byte((i+j)%26)
+	}
+	return fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ%d.%s", i, pad)
+}
+
+func benchPod(i int) corev1.Pod {
+	return corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("app-%d-7d9f8c6b5-x2k4p", i), UID: types.UID(fmt.Sprintf("6c1b3a9e-0000-4000-8000-%012d", i))},
+		Spec:       corev1.PodSpec{NodeName: node(i), ServiceAccountName: "app"},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+}
+
+func reviewStatus(i int) authnv1.TokenReviewStatus {
+	p := benchPod(i)
+	return authnv1.TokenReviewStatus{
+		Authenticated: true,
+		Audiences:     []string{nodeproxy.DefaultAudience},
+		User: authnv1.UserInfo{
+			Username: "system:serviceaccount:ns:app",
+			UID:      fmt.Sprintf("sa-uid-%d", i),
+			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"},
+			Extra: map[string]authnv1.ExtraValue{
+				callerauth.ExtraPodName:  {p.Name},
+				callerauth.ExtraPodUID:   {string(p.UID)},
+				callerauth.ExtraNodeName: {p.Spec.NodeName},
+			},
+		},
+	}
+}
+
+// fargateSummary is a /stats/summary of a Fargate node with one pod of two
+// containers, in the kubelet's shape and size.
+func fargateSummary() []byte {
+	now := time.Now().UTC().Format(time.RFC3339)
+	cpu := map[string]any{"time": now, "usageNanoCores": 2813456, "usageCoreNanoSeconds": 18273645123}
+	mem := map[string]any{"time": now, "availableBytes": 1824563200, "usageBytes": 123456789, "workingSetBytes": 98765432, "rssBytes": 65432100, "pageFaults": 123456, "majorPageFaults": 12}
+	fs := map[string]any{"time": now, "availableBytes": 17179869184, "capacityBytes": 21474836480, "usedBytes": 1234567, "inodesFree": 1234567, "inodes": 1310720, "inodesUsed": 123}
+	container := func(name string) map[string]any {
+		return map[string]any{"name": name, "startTime": now, "cpu": cpu, "memory": mem, "rootfs": fs, "logs": fs}
+	}
+	net := map[string]any{"time": now, "name": "eth0", "rxBytes": 123456789, "rxErrors": 0, "txBytes": 98765432, "txErrors": 0,
+		"interfaces": []any{map[string]any{"name": "eth0", "rxBytes": 123456789, "rxErrors": 0, "txBytes": 98765432, "txErrors": 0}}}
+	s := map[string]any{
+		"node": map[string]any{
+			"nodeName": node(0), "startTime": now, "cpu": cpu, "memory": mem, "network": net, "fs": fs,
+			"runtime":          map[string]any{"imageFs": fs, "containerFs": fs},
+			"rlimit":           map[string]any{"time": now, "maxpid": 4194304, "curproc": 312},
+			"systemContainers": []any{container("kubelet"), container("runtime"), container("pods")},
+		},
+		"pods": []any{map[string]any{
+			"podRef":            map[string]any{"name": "app-0-7d9f8c6b5-x2k4p", "namespace": "ns", "uid": "6c1b3a9e-0000-4000-8000-000000000000"},
+			"startTime":         now,
+			"containers":        []any{container("app"), container("otel-collector")},
+			"cpu":               cpu,
+			"memory":            mem,
+			"network":           net,
+			"volume":            []any{map[string]any{"time": now, "name": "fargate-otel-logs", "availableBytes": 1, "capacityBytes": 2, "usedBytes": 3, "inodesFree": 4, "inodes": 5, "inodesUsed": 6}},
+			"ephemeral-storage": fs,
+			"process_stats":     map[string]any{"process_count": 7},
+		}},
+	}
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return b
+}

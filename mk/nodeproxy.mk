@@ -1,0 +1,26 @@
+# nodeproxy: the restricted kubelet stats proxy (fargate-otel-nodeproxy), its
+# controllers, `fargate-otel doctor`'s checks, and their tests and benchmark.
+
+BINARIES += fargate-otel-nodeproxy
+
+# The integration test against the real API server runs the real proxy
+# binary; it builds it itself when this is unset.
+export FARGATE_OTEL_NODEPROXY_BIN := $(BIN)/fargate-otel-nodeproxy
+TEST_GO_PREREQS += $(BIN)/fargate-otel-nodeproxy
+
+# The path filter's fuzz test, run for a while on top of its seed corpus
+# (which `go test ./...` already runs): nothing outside the allowed set may
+# ever be forwarded.
+NODEPROXY_FUZZTIME ?= 30s
+TEST_TARGETS += test-nodeproxy-fuzz
+
+.PHONY: test-nodeproxy-fuzz
+test-nodeproxy-fuzz: ## fuzz the nodeproxy path filter for $(NODEPROXY_FUZZTIME)
+	$(GO) test -run '^$$' -fuzz '^FuzzAllow$$' -fuzztime $(NODEPROXY_FUZZTIME) ./nodeproxy/pathfilter
+
+BENCH_TARGETS += bench-nodeproxy
+
+.PHONY: bench-nodeproxy
+bench-nodeproxy: ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers
+	$(GO) run ./bench/nodeproxy $(NODEPROXY_BENCH_FLAGS)
+	$(GO) run ./bench/nodeproxy -upstream-latency 2ms -callers 0 $(NODEPROXY_BENCH_FLAGS)

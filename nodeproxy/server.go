@@ -1,0 +1,205 @@
+package nodeproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/certfile"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/podindex"
+)
+
+// ServerOptions configure the fargate-otel-nodeproxy process.
+type ServerOptions struct {
+	// Listen is the TLS address of the proxy (":8443").
+	Listen string
+	// ProbeListen is the plain-HTTP address of /healthz, /readyz and
+	// /metrics (":9090"); empty disables it.
+	ProbeListen string
+	// CertFile and KeyFile are the serving key pair, re-read when they change.
+	CertFile, KeyFile string
+	// Audience is the token audience accepted (DefaultAudience).
+	Audience string
+	// TokenCacheTTL, TokenCacheSize: see callerauth.Options.
+	TokenCacheTTL  time.Duration
+	TokenCacheSize int
+	// Rate and Burst limit each calling pod.
+	Rate  float64
+	Burst int
+	// UpstreamTimeout bounds one forwarded request.
+	UpstreamTimeout time.Duration
+	Logger          *slog.Logger
+	// Ready, when set, receives the proxy's address once it serves (tests).
+	Ready func(proxyAddr, probeAddr net.Addr)
+}
+
+// Run serves the proxy with the credentials in restCfg until ctx ends.
+func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Audience == "" {
+		o.Audience = DefaultAudience
+	}
+	certs, err := certfile.New(o.CertFile, o.KeyFile, 0)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w (mount the chart's fargate-otel-nodeproxy-tls Secret)", err)
+	}
+
+	apiCfg := rest.CopyConfig(restCfg)
+	apiCfg.UserAgent = "fargate-otel-nodeproxy"
+	// TokenReviews and pod GETs happen on cache misses only; allow bursts
+	// when many collectors start together.
+	apiCfg.QPS, apiCfg.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(apiCfg)
+	if err != nil {
+		return fmt.Errorf("API client: %w", err)
+	}
+	upstream, err := url.Parse(restCfg.Host)
+	if err != nil || upstream.Host == "" {
+		return fmt.Errorf("API server address %q: not a URL", restCfg.Host)
+	}
+	if upstream.Scheme == "" {
+		upstream.Scheme = "https"
+	}
+	transport, err := rest.TransportFor(apiCfg)
+	if err != nil {
+		return fmt.Errorf("API transport: %w", err)
+	}
+
+	auth, err := callerauth.New(callerauth.ClientReviewer(client.AuthenticationV1().TokenReviews()), callerauth.Options{
+		Audience:  o.Audience,
+		TTL:       o.TokenCacheTTL,
+		CacheSize: o.TokenCacheSize,
+	})
+	if err != nil {
+		return err
+	}
+	pods, err := podindex.New(client)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := NewMetrics()
+	if err := metrics.Register(reg); err != nil {
+		return err
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fargate_otel_nodeproxy_cached_token_reviews",
+		Help: "Token reviews held in the cache.",
+	}, func() float64 { return float64(auth.Len()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fargate_otel_nodeproxy_certificate_expiry_timestamp_seconds",
+		Help: "When the serving certificate expires.",
+	}, func() float64 { return float64(certs.NotAfter().Unix()) }))
+
+	handler, err := NewHandler(Config{
+		Upstream:        upstream,
+		Transport:       transport,
+		Auth:            auth,
+		Pods:            pods,
+		Rate:            rate.Limit(o.Rate),
+		Burst:           o.Burst,
+		UpstreamTimeout: o.UpstreamTimeout,
+		Logger:          log,
+		Metrics:         metrics,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pods.Start(ctx)
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	srv := NewTLSServer(handler, certs.GetCertificate, log)
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+
+	var probe *http.Server
+	var probeAddr net.Addr
+	if o.ProbeListen != "" {
+		pln, err := net.Listen("tcp", o.ProbeListen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("listen on %s: %w", o.ProbeListen, err)
+		}
+		probeAddr = pln.Addr()
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !pods.HasSynced() {
+				http.Error(w, "pod index not synced yet", http.StatusServiceUnavailable)
+				return
+			}
+			if err := certs.Err(); err != nil {
+				// Still serving the previous certificate; say so but stay ready.
+				_, _ = fmt.Fprintf(w, "ok (serving the previous certificate: %v)\n", err)
+				return
+			}
+			_, _ = w.Write([]byte("ok\n"))
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		probe = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- probe.Serve(pln) }()
+	}
+	log.Info("serving", "listen", ln.Addr().String(), "probes", o.ProbeListen, "audience", o.Audience, "apiserver", upstream.Host)
+	if o.Ready != nil {
+		o.Ready(ln.Addr(), probeAddr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info("shutting down")
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	err = srv.Shutdown(shutdownCtx)
+	if probe != nil {
+		_ = probe.Shutdown(shutdownCtx)
+	}
+	return err
+}
+
+// NewTLSServer is the proxy's HTTP server: TLS 1.2 or later with the
+// certificate from getCert, and limits that keep slow or greedy clients from
+// holding resources.
+func NewTLSServer(h http.Handler, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: h,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: getCert,
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
