@@ -24,7 +24,7 @@ func kubeKeychain(ctx context.Context, client kubernetes.Interface, creds Creden
 		ImagePullSecrets:   creds.ImagePullSecrets,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read pull secrets of namespace %s (the injector needs get on secrets and serviceaccounts): %w", creds.Namespace, err)
+		return nil, fmt.Errorf("namespace %s (the injector needs get on secrets and serviceaccounts): %w", creds.Namespace, err)
 	}
 	return kc, nil
 }

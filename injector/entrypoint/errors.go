@@ -15,10 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// CommandAnnotation is the pod annotation that gives a container's command
-// instead of a registry look-up; error hints point to it.
-const CommandAnnotation = "fargate-otel.io/command"
-
 // Reason is the kind of failure of a look-up (also a metrics label).
 type Reason string
 
@@ -35,6 +31,9 @@ const (
 )
 
 // Error is a failed look-up: what failed, why, and what the user can do.
+// Its message is meant to sit inside an admission warning that already names
+// the container, the image and the other way out (giving the command in the
+// pod spec or the fargate-otel.io/command annotation), so it repeats neither.
 type Error struct {
 	Image  string
 	Reason Reason
@@ -50,9 +49,9 @@ func (e *Error) Error() string {
 	if what == "" {
 		what = string(e.Reason)
 	}
-	msg := fmt.Sprintf("image %s: %s", e.Image, what)
-	if e.Err != nil {
-		msg += ": " + shorten(e.Err.Error(), 240)
+	msg := what
+	if e.Err != nil && !selfExplanatory[e.Reason] {
+		msg += ": " + shorten(e.Err.Error(), 160)
 	}
 	if e.Hint != "" {
 		msg += "; " + e.Hint
@@ -62,12 +61,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// selfExplanatory reasons are said fully by What; the underlying error (URLs,
+// status lines) would only make the warning longer.
+var selfExplanatory = map[Reason]bool{
+	ReasonUnauthorized: true, ReasonNotFound: true, ReasonTimeout: true, ReasonPlainHTTP: true, ReasonNoPlatform: true,
+}
+
 // errECRCredentials marks a failure to get ECR credentials from AWS.
 var errECRCredentials = errors.New("no ECR credentials")
 
-var orCommand = "or give the container's command in the pod annotation " + CommandAnnotation
-
-func classify(image string, ref name.Reference, err error, fetchTimeout time.Duration) *Error {
+func classify(image string, ref name.Reference, err error, fetchTimeout time.Duration, platform string) *Error {
 	reg := ref.Context().RegistryStr()
 	e := &Error{Image: image, Err: err}
 	var terr *transport.Error
@@ -81,33 +84,36 @@ func classify(image string, ref name.Reference, err error, fetchTimeout time.Dur
 	switch {
 	case errors.Is(err, errECRCredentials):
 		e.Reason, e.What = ReasonUnauthorized, "could not get ECR credentials for "+reg
-		e.Hint = "let the injector's service account call ecr:GetAuthorizationToken (IRSA or EKS Pod Identity), add an imagePullSecret for " + reg + ", " + orCommand
+		e.Hint = "let the injector's service account call ecr:GetAuthorizationToken (IRSA or EKS Pod Identity), or add an imagePullSecret for " + reg
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden ||
 		hasCode(terr, transport.UnauthorizedErrorCode, transport.DeniedErrorCode)):
 		e.Reason, e.What = ReasonUnauthorized, fmt.Sprintf("registry %s refused access (HTTP %d)", reg, terr.StatusCode)
-		e.Hint = "give the pod an imagePullSecret for " + reg + " (in spec.imagePullSecrets or on its service account), " + orCommand
+		e.Hint = "give the pod an imagePullSecret for " + reg + " (in spec.imagePullSecrets or on its service account)"
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound ||
 		hasCode(terr, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode)):
 		e.Reason, e.What = ReasonNotFound, "not found in registry "+reg
-		e.Hint = "check the image name and tag (the pod will not start either), " + orCommand
+		e.Hint = "check the image name and tag (the pod will not start either)"
 	case strings.Contains(err.Error(), "no child with platform"):
-		e.Reason, e.What = ReasonNoPlatform, "no manifest for the pod's platform"
-		e.Hint = "Fargate runs linux/amd64 images: publish one in the image index, " + orCommand
+		e.Reason, e.What = ReasonNoPlatform, "the image index has no "+platform+" manifest"
+		e.Hint = "publish the image for " + platform + " (what Fargate runs)"
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
 		e.Reason, e.What = ReasonTimeout, fmt.Sprintf("registry %s did not answer within %s", reg, fetchTimeout)
-		e.Hint = "check that the injector can reach " + reg + ", " + orCommand
+		e.Hint = "check that the injector can reach " + reg
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		e.Reason, e.What = ReasonPlainHTTP, "registry "+reg+" speaks plain HTTP"
-		e.Hint = "add " + reg + " to the injector's insecure registries (setting insecureRegistries), " + orCommand
+		e.Hint = "add " + reg + " to the injector's insecure registries (--insecure-registries)"
 	case errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) || errors.As(err, &verr):
 		e.Reason, e.What = ReasonTLS, "TLS certificate of registry "+reg+" is not trusted"
-		e.Hint = "mount the registry's CA into the injector (SSL_CERT_DIR), " + orCommand
+		e.Hint = "mount the registry's CA into the injector (SSL_CERT_DIR)"
 	case errors.As(err, &derr) || errors.As(err, &operr):
 		e.Reason, e.What = ReasonUnreachable, "cannot reach registry "+reg
-		e.Hint = "check DNS and network policies between the injector and " + reg + ", " + orCommand
+		e.Hint = "check DNS and network policies between the injector and " + reg
 	default:
 		e.Reason, e.What = ReasonRegistry, "look-up in registry "+reg+" failed"
-		e.Hint = orCommand
+	}
+	var crerr *credentialsError
+	if errors.As(err, &crerr) {
+		e.What += " (reading the pod's pull secrets failed: " + shorten(crerr.credErr.Error(), 160) + ")"
 	}
 	return e
 }
@@ -117,7 +123,7 @@ func budgetError(image string, ref name.Reference, err error, budget time.Durati
 	return &Error{
 		Image: image, Reason: ReasonTimeout, Err: err,
 		What: fmt.Sprintf("registry %s did not answer within the look-up budget of %s", ref.Context().RegistryStr(), budget),
-		Hint: "the look-up goes on in the background and the next pod with this image uses its result; " + orCommand,
+		Hint: "the look-up goes on in the background and the next pod with this image uses its result",
 	}
 }
 

