@@ -234,7 +234,11 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 	cc.StorageDir = CollectorStateDir
 	cc.KubeletStats = ks
 	cc.HealthCheckEndpoint = fmt.Sprintf(":%d", p.cfg.Collector.HealthCheckPort)
-	cc.MemoryLimitMiB = int(memLimit.Value() >> 20)
+	// Below the collector's minimum (pod-level limits can force that), let
+	// memory_limiter use percentages of the cgroup limit instead.
+	if mib := memLimit.Value() >> 20; mib >= collectorconfig.MinMemoryLimitMiB {
+		cc.MemoryLimitMiB = int(mib)
+	}
 	return cc
 }
 

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
 )
 
 // Config is everything the injector needs besides the pod: the server's
@@ -293,8 +294,10 @@ func (c Config) Validate() error {
 	if c.Logs.Format != "cri" && c.Logs.Format != "raw" {
 		bad("logs.format %q is neither cri nor raw", c.Logs.Format)
 	}
-	if _, ok := c.Collector.Resources.Limits[corev1.ResourceMemory]; !ok {
+	if lim, ok := c.Collector.Resources.Limits[corev1.ResourceMemory]; !ok {
 		bad("collector.resources.limits.memory is required (GOMEMLIMIT and memory_limiter are sized from it)")
+	} else if lim.Value() < collectorconfig.MinMemoryLimitMiB<<20 {
+		bad("collector.resources.limits.memory %s is below the %dMi the collector needs", lim.String(), collectorconfig.MinMemoryLimitMiB)
 	}
 	for name, req := range c.Collector.Resources.Requests {
 		if lim, ok := c.Collector.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {

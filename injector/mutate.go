@@ -147,7 +147,7 @@ func (p *plan) inject(pod *corev1.Pod, images Images) (*Status, SkipReason, stri
 	// 5. Resources and Fargate size, then the config (sized from the limit).
 	p.sizeCollector(orig, pod, cp)
 	if err := p.setCollectorConfig(cp, ks); err != nil {
-		return nil, SkipConflict, "not injected: " + err.Error()
+		return nil, SkipConfigError, "not injected: " + err.Error()
 	}
 
 	// 6. The status annotation.
@@ -181,11 +181,10 @@ func (p *plan) collectorInPod(pod *corev1.Pod, native bool) *corev1.Container {
 // render fall back to the cluster's.
 func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.KubeletStats) error {
 	limit := memoryLimit(c)
-	cc := p.collectorConfig(ks, limit)
 	if limit.Value() > 0 && limit.Value() < collectorconfig.MinMemoryLimitMiB<<20 {
 		p.warnf("the collector's memory limit %s is below the %dMi it needs; it may be killed", limit.String(), collectorconfig.MinMemoryLimitMiB)
-		cc.MemoryLimitMiB = 0
 	}
+	cc := p.collectorConfig(ks, limit)
 	rendered, err := collectorconfig.Render(cc)
 	if err != nil && p.opts.Exporters != nil {
 		p.warnf("the exporters of annotation %s do not make a valid collector config (%v); the cluster's default exporters are used", annotations.Exporters, err)

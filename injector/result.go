@@ -32,6 +32,7 @@ const (
 	SkipNeedsSidecars   SkipReason = "needs-native-sidecars"
 	SkipWindows         SkipReason = "windows"
 	SkipInvalid         SkipReason = "invalid"
+	SkipConfigError     SkipReason = "config-error"
 	SkipInternalError   SkipReason = "internal-error"
 )
 

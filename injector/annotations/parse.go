@@ -12,6 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
+// minCollectorMemory is collectorconfig.MinMemoryLimitMiB (not imported:
+// this package stays free of the collector's).
+const minCollectorMemory = "64Mi"
+
 // Options are the user's choices read from a pod's annotations. Nil and
 // empty fields mean "not set": the injector's configuration decides.
 type Options struct {
@@ -230,6 +234,9 @@ func checkResources(rr corev1.ResourceRequirements) error {
 				return fmt.Errorf("%s must not be negative", name)
 			}
 		}
+	}
+	if lim, ok := rr.Limits[corev1.ResourceMemory]; ok && lim.Cmp(resource.MustParse(minCollectorMemory)) < 0 {
+		return fmt.Errorf("a memory limit of %s is below the %s the collector needs", lim.String(), minCollectorMemory)
 	}
 	for name, req := range rr.Requests {
 		if lim, ok := rr.Limits[name]; ok && req.Cmp(lim) > 0 {

@@ -1,0 +1,226 @@
+package injector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"os"
+	"runtime/pprof"
+	"time"
+	"math/rand"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/randfill"
+
+	"github.com/fargate-otel/fargate-otel/injector/annotations"
+)
+
+// randomPod builds a pod from fuzz input: every field random (randfill),
+// then steered towards what the injector looks at, so that most inputs
+// reach the interesting paths: Fargate markers, our annotations with good
+// and bad values, containers with and without commands, colliding names
+// and ports, init containers and native sidecars.
+func randomPod(data []byte) (*corev1.Pod, Config, Images) {
+	// A seed from the input rather than randfill.NewFromGoFuzz, which loops
+	// forever filling maps once a short input is used up.
+	h := fnv.New64a()
+	_, _ = h.Write(data)
+	seed := int64(h.Sum64())
+	f := randfill.NewWithSeed(seed).NilChance(0.3).NumElements(0, 3).MaxDepth(8).Funcs(
+		func(q *resource.Quantity, c randfill.Continue) {
+			switch c.Intn(4) {
+			case 0:
+				*q = *resource.NewMilliQuantity(c.Int63n(1<<40)-1000, resource.DecimalSI)
+			case 1:
+				*q = *resource.NewQuantity(c.Int63n(1<<40), resource.BinarySI)
+			case 2:
+				*q = resource.MustParse("250m")
+			default:
+				*q = resource.MustParse("512Mi")
+			}
+		},
+		func(v *intstr.IntOrString, c randfill.Continue) {
+			if c.Bool() {
+				*v = intstr.FromInt32(c.Int31())
+			} else {
+				*v = intstr.FromString(c.String(8))
+			}
+		},
+	)
+	var pod corev1.Pod
+	f.Fill(&pod)
+	r := rand.New(rand.NewSource(seed + 1))
+	pick := func(opts ...string) string { return opts[r.Intn(len(opts))] }
+
+	names := []string{"app", "worker", "sidecar", "init", InitContainerName, CollectorContainerName}
+	steer := func(cs []corev1.Container, init bool) {
+		for i := range cs {
+			c := &cs[i]
+			c.Name = pick(names[:4]...)
+			if r.Intn(20) == 0 {
+				c.Name = pick(names...)
+			}
+			c.Image = pick("img/a:1", "img/b:1", "img/c:1")
+			if r.Intn(2) == 0 {
+				c.Command = nil
+			}
+			if r.Intn(3) == 0 {
+				c.Args = nil
+			}
+			if r.Intn(3) == 0 {
+				c.EnvFrom = nil
+			}
+			if r.Intn(10) == 0 {
+				c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: int32(pick("4317", "4318", "13133")[0]-'0') + 4317})
+			}
+			c.RestartPolicy = nil
+			if init && r.Intn(2) == 0 {
+				c.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+			}
+		}
+	}
+	steer(pod.Spec.InitContainers, true)
+	steer(pod.Spec.Containers, false)
+	if r.Intn(5) != 0 && len(pod.Spec.Containers) == 0 {
+		pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "img/a:1"}}
+	}
+	if r.Intn(4) != 0 {
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		pod.Labels[FargateProfileLabel] = "p"
+	}
+	if r.Intn(3) == 0 {
+		pod.Spec.OS = nil
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	values := map[string][]string{
+		annotations.Containers:         {"app", "app,worker", "nope", "init,sidecar", ""},
+		annotations.SkipContainers:     {"worker", "x"},
+		annotations.Command:            {`["/bin/x"]`, `{"app":["/a"],"worker":["/w"]}`, `{"app":[]}`, `not json`, `[]`},
+		annotations.Logs:               {"disabled", "enabled", "maybe"},
+		annotations.Metrics:            {"disabled", "enabled"},
+		annotations.Traces:             {"disabled", "false"},
+		annotations.LogFormat:          {"raw", "cri", "json"},
+		annotations.LogMaxSize:         {"1Mi", "0", "-5Mi", "1e30", "abc"},
+		annotations.LogMaxBackups:      {"0", "3", "-1", "9999"},
+		annotations.LogsVolumeSize:     {"1Ki", "16Mi", "1Ti", "x"},
+		annotations.Exporters:          {"team", "team/key.yaml", "Bad_Name"},
+		annotations.CollectorResources: {`{"requests":{"cpu":"1","memory":"1Gi"},"limits":{"memory":"2Gi"}}`, `{"requests":{"memory":"1Gi"},"limits":{"memory":"1Mi"}}`, `{"limits":{"memory":"1Mi"}}`, `{}`, `[`},
+		annotations.FargateSizing:      {"fit", "fixed", "loose"},
+		annotations.Status:             {`{"version":1}`},
+		annotations.Prefix + "typo":    {"1"},
+	}
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if vs := values[key]; r.Intn(5) == 0 {
+			pod.Annotations[key] = vs[r.Intn(len(vs))]
+		}
+	}
+
+	cfg := DefaultConfig()
+	cfg.NativeSidecars = r.Intn(4) != 0
+	cfg.KubeletStats.Mode = []KubeletStatsMode{KubeletStatsProxy, KubeletStatsDirect, KubeletStatsOff}[r.Intn(3)]
+	if r.Intn(3) == 0 {
+		cfg.Scope = ScopeAll
+	}
+	if r.Intn(3) == 0 {
+		cfg.FargateSizing = "fixed"
+	}
+	if r.Intn(3) == 0 {
+		cfg.ReferencedExporters = &ReferencedExporters{
+			Ref:  annotations.ConfigMapRef{Name: "team", Key: annotations.DefaultExportersKey},
+			Data: pick("- id: debug\n", "- id: nope/x\n", "{", "- id: otlp_http/a\n  signals: [logs]\n"),
+		}
+		if r.Intn(3) == 0 {
+			cfg.ReferencedExporters.Err = errors.New("configmaps \"team\" not found")
+		}
+	}
+	images := Images{
+		"img/a:1": {Config: &ImageConfig{Entrypoint: []string{"/a", "$(X)"}, Cmd: []string{"serve"}}},
+		"img/b:1": {Err: errors.New("unauthorized")},
+	}
+	if r.Intn(4) == 0 {
+		images["img/c:1"] = ImageLookup{Config: &ImageConfig{}}
+	}
+	return &pod, cfg, images
+}
+
+// FuzzMutate: whatever the pod, Mutate does not panic, leaves its input
+// alone, removes or reorders nothing of the user's, and is idempotent
+// (checkInvariants); and ImagesToResolve agrees with Mutate about which
+// containers lack a command.
+func FuzzMutate(f *testing.F) {
+	for i := 0; i < 64; i++ {
+		seed := make([]byte, 64+i*16)
+		r := rand.New(rand.NewSource(int64(i)))
+		r.Read(seed)
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wd := time.AfterFunc(10*time.Second, func() { pprof.Lookup("goroutine").WriteTo(os.Stderr, 2); os.Exit(3) })
+		defer wd.Stop()
+		pod, cfg, images := randomPod(data)
+		if _, err := json.Marshal(pod); err != nil {
+			t.Skip("not a pod JSON can express:", err)
+		}
+		res := mutateChecked(t, pod, cfg, images)
+		reqs := ImagesToResolve(pod, cfg)
+		if res.Injected {
+			for _, req := range reqs {
+				if _, ok := images[req.Image]; ok {
+					continue
+				}
+				// An image nobody looked up leaves its container unwrapped.
+				found := false
+				for _, name := range res.Status.Unwrapped {
+					found = found || name == req.Container
+				}
+				if !found {
+					t.Fatalf("container %s needed a look-up of %s that was not given, yet it was wrapped", req.Container, req.Image)
+				}
+			}
+		} else if len(reqs) > 0 {
+			t.Fatalf("not injected (%s: %q), yet images to resolve: %v", res.Skip, res.Warnings, reqs)
+		}
+		for _, w := range res.Warnings {
+			if len(w) > 1024 {
+				t.Fatalf("warning too long (%d bytes): %.200s", len(w), w)
+			}
+		}
+	})
+}
+
+// TestRandomPods runs the fuzz body over many generated pods in plain go
+// test, so that the properties are checked on every run, not only when
+// someone fuzzes.
+func TestRandomPods(t *testing.T) {
+	injected := 0
+	for i := 0; i < 3000; i++ {
+		r := rand.New(rand.NewSource(int64(i)))
+		data := make([]byte, 32+r.Intn(512))
+		r.Read(data)
+		pod, cfg, images := randomPod(data)
+		if _, err := json.Marshal(pod); err != nil {
+			continue
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if mutateChecked(t, pod, cfg, images).Injected {
+				injected++
+			}
+		})
+	}
+	// The generator must reach the injection path often, or the properties
+	// above prove little.
+	t.Logf("%d of 3000 random pods injected", injected)
+	if injected < 300 {
+		t.Fatalf("only %d of 3000 random pods were injected", injected)
+	}
+}
