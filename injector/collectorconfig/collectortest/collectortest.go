@@ -1,0 +1,281 @@
+// Package collectortest runs the real fargate-otel-collector binary in tests:
+// it finds (or builds) the binary, starts it with a rendered config the way
+// the sidecar runs (--config=env:FARGATE_OTEL_CONFIG), optionally with a
+// service account token in a private mount namespace, and kills it.
+package collectortest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BinaryEnvVar names the env var with the collector binary's path; the
+// Makefile sets it.
+const BinaryEnvVar = "FARGATE_OTEL_COLLECTOR_BIN"
+
+const rootModule = "module github.com/fargate-otel/fargate-otel\n"
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary returns the collector binary: $FARGATE_OTEL_COLLECTOR_BIN when it
+// exists, else the result of `make -C <repo root> collector` (built once per
+// test process).
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(BinaryEnvVar); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	buildOnce.Do(func() {
+		root, err := RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("make", "-s", "-C", root, "collector")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("make collector failed (run it by hand to see why): %w\n%s", err, out)
+			return
+		}
+		buildPath = filepath.Join(root, "bin", "fargate-otel-collector")
+	})
+	if buildErr != nil {
+		t.Fatalf("collector binary: %v", buildErr)
+	}
+	return buildPath
+}
+
+// RepoRoot is the folder of the root module's go.mod, found upwards from the
+// working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte(rootModule)) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("repository root not found above the working directory (no go.mod of github.com/fargate-otel/fargate-otel)")
+		}
+		dir = parent
+	}
+}
+
+// ServiceAccountDir is where the kubelet mounts a pod's service account
+// token; kubelet_stats reads its token there (a fixed path).
+const ServiceAccountDir = "/run/secrets/kubernetes.io/serviceaccount"
+
+// ServiceAccount returns the RunFiles of a service account mount.
+func ServiceAccount(token string, caCert []byte) map[string][]byte {
+	return map[string][]byte{
+		ServiceAccountDir + "/token":  []byte(token),
+		ServiceAccountDir + "/ca.crt": caCert,
+	}
+}
+
+// Options says how to run the collector.
+type Options struct {
+	// Config is the collector YAML, passed as the sidecar does, in
+	// FARGATE_OTEL_CONFIG.
+	Config []byte
+	// Env is added to the environment (NODE_NAME=..., POD_NAME=..., ...).
+	Env []string
+	// RunFiles, when set, runs the collector in its own mount namespace with
+	// a tmpfs over /run (= /var/run) holding these files (absolute paths
+	// under /run), e.g. ServiceAccount(...): nothing on the machine changes.
+	// Needs root.
+	RunFiles map[string][]byte
+	// Args are extra command-line arguments.
+	Args []string
+}
+
+// Process is a running collector.
+type Process struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	waitErr error
+}
+
+// Start runs the collector; it is killed when the test ends.
+func Start(t testing.TB, opts Options) *Process {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	args := append([]string{bin, "--config=env:FARGATE_OTEL_CONFIG"}, opts.Args...)
+	args, env := inRunNamespace(t, dir, opts.RunFiles, args)
+	opts.Env = append(opts.Env, env...)
+	logPath := filepath.Join(dir, "collector.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(append(os.Environ(), opts.Env...), "FARGATE_OTEL_CONFIG="+string(opts.Config))
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		t.Fatalf("start collector: %v", err)
+	}
+	p := &Process{t: t, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		_ = logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("collector log, last lines:\n%s", tail(p.Logs(), 40))
+		}
+	})
+	return p
+}
+
+// Logs is what the collector wrote so far.
+func (p *Process) Logs() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *Process) Kill() {
+	if !p.Exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to timeout for a clean exit.
+func (p *Process) Stop(timeout time.Duration) error {
+	if p.Exited() {
+		return fmt.Errorf("collector had already exited: %v", p.waitErr)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.waitErr
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("collector did not stop within %s after SIGTERM", timeout)
+	}
+}
+
+// Pid is the collector's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// WaitHealthy polls the health_check endpoint (e.g. http://127.0.0.1:13133/)
+// until it answers 200, failing early if the collector exits.
+func (p *Process) WaitHealthy(ctx context.Context, url string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("collector not healthy at %s: %w\n%s", url, ctx.Err(), tail(p.Logs(), 40))
+		case <-p.done:
+			return fmt.Errorf("collector exited before it was healthy (%v):\n%s", p.waitErr, tail(p.Logs(), 40))
+		case <-tick.C:
+		}
+	}
+}
+
+// inRunNamespace wraps args so that they run in a private mount namespace
+// with a tmpfs over /run holding files (staged under dir), and returns the
+// env the wrapper needs. The command keeps the process id (sh execs it).
+func inRunNamespace(t testing.TB, dir string, files map[string][]byte, args []string) ([]string, []string) {
+	t.Helper()
+	if len(files) == 0 {
+		return args, nil
+	}
+	stage := filepath.Join(dir, "run")
+	for name, content := range files {
+		rel, ok := strings.CutPrefix(filepath.Clean(name), "/run/")
+		if !ok {
+			rel, ok = strings.CutPrefix(filepath.Clean(name), "/var/run/")
+		}
+		if !ok {
+			t.Fatalf("run file %s: must be under /run or /var/run", name)
+		}
+		p := filepath.Join(stage, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const script = `set -e
+mount -t tmpfs -o size=4m,mode=0755 fargate-otel-test /run
+cp -R "$FARGATE_OTEL_TEST_RUN"/. /run/
+exec "$@"`
+	wrapped := append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)
+	return wrapped, []string{"FARGATE_OTEL_TEST_RUN=" + stage}
+}
+
+// Validate runs `fargate-otel-collector validate` on config with env set,
+// returning the collector's output when it rejects the config.
+func Validate(t testing.TB, config []byte, env []string, runFiles map[string][]byte) error {
+	t.Helper()
+	args, nsEnv := inRunNamespace(t, t.TempDir(), runFiles, []string{Binary(t), "validate", "--config=env:FARGATE_OTEL_CONFIG"})
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(append(append(os.Environ(), env...), nsEnv...), "FARGATE_OTEL_CONFIG="+string(config))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// PodEnv is the Downward API environment of a test pod.
+func PodEnv(node, namespace, pod, uid string) []string {
+	return []string{"NODE_NAME=" + node, "POD_NAMESPACE=" + namespace, "POD_NAME=" + pod, "POD_UID=" + uid}
+}

@@ -1,0 +1,55 @@
+# The collector distribution (cmd/fargate-otel-collector, its own go.mod).
+#
+# The binary is cached under .cache/collector/<hash>/ where the hash covers
+# the ocb manifest, go.mod, go.sum, the Go sources and the Go version: an
+# unchanged distribution is never rebuilt (a cold build takes minutes).
+
+COLLECTOR_DIR := $(ROOT)/cmd/fargate-otel-collector
+OCB_VERSION := v0.159.0
+OCB := $(TOOLS_BIN)/builder-$(OCB_VERSION)
+COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(ls *.go | sort); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
+COLLECTOR_CACHED := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
+
+# Tests (root module and the collector's own) find the binary here; a test
+# run without it builds it with `make collector`.
+export FARGATE_OTEL_COLLECTOR_BIN := $(COLLECTOR_CACHED)
+
+EXTRA_MODULES += cmd/fargate-otel-collector
+TEST_GO_PREREQS += collector
+TEST_TARGETS += test-collector
+BENCH_TARGETS += bench-collector
+
+.PHONY: collector
+collector: $(COLLECTOR_CACHED) ## build the collector (cached by manifest+go.sum+sources) and link it into bin/
+	@mkdir -p $(BIN)
+	@ln -sfn $(COLLECTOR_CACHED) $(BIN)/fargate-otel-collector
+	@echo "collector: $(BIN)/fargate-otel-collector -> $(COLLECTOR_CACHED) ($$(du -m $(COLLECTOR_CACHED) | cut -f1) MB)"
+
+build: collector
+
+$(COLLECTOR_CACHED):
+	@mkdir -p $(dir $@)
+	@echo "building the collector (a cold build takes several minutes on 2 cores)"
+	cd $(COLLECTOR_DIR) && nice env $(GO_BUILD) -o $@.tmp . && mv $@.tmp $@
+	@# keep only the current build
+	@find $(CACHE)/collector -mindepth 1 -maxdepth 1 -type d ! -name $(COLLECTOR_HASH) -exec rm -rf {} +
+
+$(OCB):
+	@mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+	mv $(TOOLS_BIN)/builder $@
+
+.PHONY: collector-generate
+collector-generate: $(OCB) ## regenerate the collector's sources from cmd/fargate-otel-collector/manifest.yaml (ocb)
+	cd $(COLLECTOR_DIR) && $(OCB) --config manifest.yaml --skip-compilation
+	cd $(COLLECTOR_DIR) && $(GO) mod tidy && gofmt -w *.go
+
+.PHONY: test-collector
+test-collector: collector ## the collector module's own tests
+	cd $(COLLECTOR_DIR) && $(GO) test -count=1 ./...
+
+.PHONY: bench-collector
+bench-collector: collector ## collector budgets: size, idle RSS, exactly-once line rate, latency
+	@mkdir -p $(ARTIFACTS)
+	$(GO) build -o $(CACHE)/tools/fargate-otel-tee ./cmd/fargate-otel-tee
+	FARGATE_OTEL_TEE_BIN=$(CACHE)/tools/fargate-otel-tee $(GO) run ./bench/collector | tee $(ARTIFACTS)/bench-collector.txt
