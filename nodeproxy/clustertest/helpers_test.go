@@ -21,7 +21,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -367,3 +370,7 @@ func (p *runningProxy) metric(t *testing.T, series string) string {
 }
 
 var _ = nodeproxy.DefaultAudience
+
+func clientNegotiator() runtime.NegotiatedSerializer {
+	return serializer.NewCodecFactory(clientgoscheme.Scheme).WithoutConversion()
+}
