@@ -1,7 +1,11 @@
-// Package collectortest runs the real fargate-otel-collector binary in tests:
-// it finds (or builds) the binary, starts it with a rendered config the way
-// the sidecar runs (--config=env:FARGATE_OTEL_CONFIG), optionally with a
-// service account token in a private mount namespace, and kills it.
+// Package collectortest runs the real fargate-otel-collector binary in tests
+// and benchmarks: it finds (or builds) the binary, starts it with a rendered
+// config the way the sidecar runs (--config=env:FARGATE_OTEL_CONFIG),
+// optionally with files under /run (a service account) in a private mount
+// namespace, and kills it.
+//
+// The functions taking a testing.TB fail the test; the others return errors
+// (the benchmark programs use those).
 package collectortest
 
 import (
@@ -32,14 +36,13 @@ var (
 	buildErr  error
 )
 
-// Binary returns the collector binary: $FARGATE_OTEL_COLLECTOR_BIN when it
-// exists, else the result of `make -C <repo root> collector` (built once per
-// test process).
-func Binary(t testing.TB) string {
-	t.Helper()
+// BinaryPath returns the collector binary: $FARGATE_OTEL_COLLECTOR_BIN when
+// it exists, else the result of `make -C <repo root> collector` (built once
+// per process).
+func BinaryPath() (string, error) {
 	if p := os.Getenv(BinaryEnvVar); p != "" {
 		if _, err := os.Stat(p); err == nil {
-			return p
+			return p, nil
 		}
 	}
 	buildOnce.Do(func() {
@@ -48,18 +51,24 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("make", "-s", "-C", root, "collector")
-		out, err := cmd.CombinedOutput()
+		out, err := exec.Command("make", "-s", "-C", root, "collector").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("make collector failed (run it by hand to see why): %w\n%s", err, out)
 			return
 		}
 		buildPath = filepath.Join(root, "bin", "fargate-otel-collector")
 	})
-	if buildErr != nil {
-		t.Fatalf("collector binary: %v", buildErr)
+	return buildPath, buildErr
+}
+
+// Binary is BinaryPath for tests.
+func Binary(t testing.TB) string {
+	t.Helper()
+	p, err := BinaryPath()
+	if err != nil {
+		t.Fatalf("collector binary: %v", err)
 	}
-	return buildPath
+	return p
 }
 
 // RepoRoot is the folder of the root module's go.mod, found upwards from the
@@ -112,44 +121,57 @@ type Options struct {
 
 // Process is a running collector.
 type Process struct {
-	t       testing.TB
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
 	waitErr error
 }
 
-// Start runs the collector; it is killed when the test ends.
-func Start(t testing.TB, opts Options) *Process {
-	t.Helper()
-	bin := Binary(t)
-	dir := t.TempDir()
-	args := append([]string{bin, "--config=env:FARGATE_OTEL_CONFIG"}, opts.Args...)
-	args, env := inRunNamespace(t, dir, opts.RunFiles, args)
-	opts.Env = append(opts.Env, env...)
-	logPath := filepath.Join(dir, "collector.log")
-	logFile, err := os.Create(logPath)
+// StartProcess runs the collector with its files (log, staged /run files)
+// under dir.
+func StartProcess(opts Options, dir string) (*Process, error) {
+	bin, err := BinaryPath()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	args, env, err := inRunNamespace(dir, opts.RunFiles, append([]string{bin, "--config=env:FARGATE_OTEL_CONFIG"}, opts.Args...))
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "collector.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(append(os.Environ(), opts.Env...), "FARGATE_OTEL_CONFIG="+string(opts.Config))
+	cmd.Env = append(append(append(os.Environ(), opts.Env...), env...), "FARGATE_OTEL_CONFIG="+string(opts.Config))
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
-		t.Fatalf("start collector: %v", err)
+		return nil, fmt.Errorf("start collector: %w", err)
 	}
-	p := &Process{t: t, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		_ = logFile.Close()
 		close(p.done)
 	}()
+	return p, nil
+}
+
+// Start runs the collector for a test; it is killed when the test ends, and
+// its last log lines are shown if the test failed.
+func Start(t testing.TB, opts Options) *Process {
+	t.Helper()
+	p, err := StartProcess(opts, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("collector log, last lines:\n%s", tail(p.Logs(), 40))
+			t.Logf("collector log, last lines:\n%s", Tail(p.Logs(), 40))
 		}
 	})
 	return p
@@ -161,7 +183,8 @@ func (p *Process) Logs() string {
 	return string(b)
 }
 
-func tail(s string, n int) string {
+// Tail is the last n lines of s.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -202,7 +225,8 @@ func (p *Process) Stop(timeout time.Duration) error {
 	}
 }
 
-// Pid is the collector's process id.
+// Pid is the collector's process id (the mount-namespace wrapper execs it,
+// so this is the collector itself).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // WaitHealthy polls the health_check endpoint (e.g. http://127.0.0.1:13133/)
@@ -220,9 +244,9 @@ func (p *Process) WaitHealthy(ctx context.Context, url string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("collector not healthy at %s: %w\n%s", url, ctx.Err(), tail(p.Logs(), 40))
+			return fmt.Errorf("collector not healthy at %s: %w\n%s", url, ctx.Err(), Tail(p.Logs(), 40))
 		case <-p.done:
-			return fmt.Errorf("collector exited before it was healthy (%v):\n%s", p.waitErr, tail(p.Logs(), 40))
+			return fmt.Errorf("collector exited before it was healthy (%v):\n%s", p.waitErr, Tail(p.Logs(), 40))
 		case <-tick.C:
 		}
 	}
@@ -231,10 +255,9 @@ func (p *Process) WaitHealthy(ctx context.Context, url string) error {
 // inRunNamespace wraps args so that they run in a private mount namespace
 // with a tmpfs over /run holding files (staged under dir), and returns the
 // env the wrapper needs. The command keeps the process id (sh execs it).
-func inRunNamespace(t testing.TB, dir string, files map[string][]byte, args []string) ([]string, []string) {
-	t.Helper()
+func inRunNamespace(dir string, files map[string][]byte, args []string) ([]string, []string, error) {
 	if len(files) == 0 {
-		return args, nil
+		return args, nil, nil
 	}
 	stage := filepath.Join(dir, "run")
 	for name, content := range files {
@@ -243,14 +266,14 @@ func inRunNamespace(t testing.TB, dir string, files map[string][]byte, args []st
 			rel, ok = strings.CutPrefix(filepath.Clean(name), "/var/run/")
 		}
 		if !ok {
-			t.Fatalf("run file %s: must be under /run or /var/run", name)
+			return nil, nil, fmt.Errorf("run file %s: must be under /run or /var/run", name)
 		}
 		p := filepath.Join(stage, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		if err := os.WriteFile(p, content, 0o644); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 	}
 	const script = `set -e
@@ -258,14 +281,18 @@ mount -t tmpfs -o size=4m,mode=0755 fargate-otel-test /run
 cp -R "$FARGATE_OTEL_TEST_RUN"/. /run/
 exec "$@"`
 	wrapped := append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"}, args...)
-	return wrapped, []string{"FARGATE_OTEL_TEST_RUN=" + stage}
+	return wrapped, []string{"FARGATE_OTEL_TEST_RUN=" + stage}, nil
 }
 
-// Validate runs `fargate-otel-collector validate` on config with env set,
-// returning the collector's output when it rejects the config.
+// Validate runs `fargate-otel-collector validate` on config with env set and
+// runFiles in place, returning the collector's output when it rejects the
+// config.
 func Validate(t testing.TB, config []byte, env []string, runFiles map[string][]byte) error {
 	t.Helper()
-	args, nsEnv := inRunNamespace(t, t.TempDir(), runFiles, []string{Binary(t), "validate", "--config=env:FARGATE_OTEL_CONFIG"})
+	args, nsEnv, err := inRunNamespace(t.TempDir(), runFiles, []string{Binary(t), "validate", "--config=env:FARGATE_OTEL_CONFIG"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(append(append(os.Environ(), env...), nsEnv...), "FARGATE_OTEL_CONFIG="+string(config))
 	out, err := cmd.CombinedOutput()
