@@ -111,6 +111,16 @@ func writePIDFile(dir, name string, pid int, bin string) error {
 	return os.WriteFile(path, fmt.Appendf(nil, "%d %s\n", pid, bin), 0o644)
 }
 
+// WritePIDFile records a process started outside this package (the
+// localcluster forwarder) so that StopPIDFile can stop it later.
+func WritePIDFile(dir, name string, pid int, bin string) error {
+	return writePIDFile(dir, name, pid, bin)
+}
+
+// StopPIDFile stops a process recorded with WritePIDFile (SIGTERM, then
+// SIGKILL after 5 s), if it still runs the recorded binary.
+func StopPIDFile(dir, name string) error { return stopByPIDFile(dir, name, 5*time.Second) }
+
 // stopByPIDFile stops a process recorded by writePIDFile, after checking
 // that the PID still runs the recorded binary (PIDs are reused).
 func stopByPIDFile(dir, name string, grace time.Duration) error {

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,6 +43,37 @@ func StartControlPlaneT(t testing.TB, opts Options) *ControlPlane {
 	return cp
 }
 
+// StartT starts a single-node cluster for a test (see Start): it fails the
+// test when the cluster does not come up, tears it down when the test ends,
+// and keeps the component and pod logs under _artifacts/e2e/<test name>/
+// when the test failed.
+func StartT(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Logf == nil {
+		opts.Logf = t.Logf
+	}
+	c, err := Start(context.Background(), opts)
+	t.Cleanup(func() {
+		if c == nil {
+			return
+		}
+		if t.Failed() {
+			if dir, err := SaveLogs(t.Name(), c.state.Dir); err == nil {
+				t.Logf("component and pod logs kept in %s", dir)
+			} else {
+				t.Logf("keep logs: %v", err)
+			}
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("tear the cluster down: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	return c
+}
+
 // ArtifactsDir is where logs of failed runs go: $E2E_ARTIFACTS (set by the
 // Makefile), else <repo root>/_artifacts/e2e.
 func ArtifactsDir() string {
@@ -55,23 +88,27 @@ func ArtifactsDir() string {
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// SaveLogs copies clusterDir/logs/* into ArtifactsDir()/<name>/ and returns
-// that directory.
+// SaveLogs copies the component logs (clusterDir/logs) and the pod logs
+// (clusterDir/pod-logs) into ArtifactsDir()/<name>/ and returns that
+// directory.
 func SaveLogs(name, clusterDir string) (string, error) {
 	dst := filepath.Join(ArtifactsDir(), unsafeName.ReplaceAllString(name, "_"))
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return "", err
-	}
-	src := filepath.Join(clusterDir, "logs")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+	for _, sub := range []string{"logs", "pod-logs"} {
+		src := filepath.Join(clusterDir, sub)
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(clusterDir, path)
+			if d.IsDir() {
+				return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			return copyFile(path, filepath.Join(dst, rel))
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
 	}
