@@ -95,3 +95,18 @@ e2e: k8s-bins coredns-bin ## the end-to-end tests on a local single-node Kuberne
 	$(GO) test -tags e2e -p 1 -count=1 -json -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) $(E2E_PACKAGES) 2>&1 | tee $(ARTIFACTS)/e2e.json | $(CACHE)/tools/testsummary
 
 TEST_TARGETS += e2e
+
+# A local cluster that stays up (for `make demo` and for people): the same
+# single node, in the network namespace fargate-otel-local, its API server
+# forwarded to the host's loopback. KUBECONFIG=$(LOCAL_KUBECONFIG).
+LOCALCLUSTER := $(CACHE)/tools/localcluster
+LOCAL_KUBECONFIG := $(CACHE)/localcluster/kubeconfig
+
+.PHONY: local-cluster-up local-cluster-down
+local-cluster-up: k8s-bins coredns-bin ## start the local cluster (kubeconfig: .cache/localcluster/kubeconfig)
+	@$(GO) build -o $(LOCALCLUSTER) ./e2e/cmd/localcluster
+	$(LOCALCLUSTER) up
+
+local-cluster-down: ## stop the local cluster and remove its state
+	@$(GO) build -o $(LOCALCLUSTER) ./e2e/cmd/localcluster
+	$(LOCALCLUSTER) down
