@@ -238,7 +238,7 @@ func (r *Resolver) Lookup(ctx context.Context, image string, creds Credentials) 
 	r.observer.CacheLookup("negative", false)
 
 	// Fast path: everything cached, no goroutine, no flight.
-	digest, known := r.cachedDigest(ref)
+	digest, known := r.cachedDigest(ref, creds)
 	if known {
 		if cfg, ok := r.cachedConfig(digest); ok {
 			return cfg, nil
@@ -288,18 +288,22 @@ func (r *Resolver) parse(image string) (name.Reference, error) {
 	return ref, nil
 }
 
-// cachedDigest is the manifest digest ref points to, when known without asking.
-func (r *Resolver) cachedDigest(ref name.Reference) (v1.Hash, bool) {
-	if d, ok := ref.(name.Digest); ok {
-		h, err := v1.NewHash(d.DigestStr())
-		return h, err == nil
-	}
-	v, ok := r.tags.Get(ref.Name())
+// cachedDigest is the manifest digest ref points to, when these credentials
+// have recently been allowed to read it. Answers are kept per credentials:
+// a pod must not learn the command of an image its own pull secrets cannot
+// read because another namespace's could. (Configs are shared by digest: once
+// the registry has said who may read which digest.)
+func (r *Resolver) cachedDigest(ref name.Reference, creds Credentials) (v1.Hash, bool) {
+	v, ok := r.tags.Get(accessKey(ref, creds))
 	r.observer.CacheLookup("tag", ok)
 	if !ok {
 		return v1.Hash{}, false
 	}
 	return v.(v1.Hash), true
+}
+
+func accessKey(ref name.Reference, creds Credentials) string {
+	return ref.Name() + "|" + creds.key()
 }
 
 func (r *Resolver) configKey(digest v1.Hash) string {
@@ -315,9 +319,10 @@ func (r *Resolver) cachedConfig(digest v1.Hash) (*injector.ImageConfig, bool) {
 	return cloneConfig(v.(*injector.ImageConfig)), true
 }
 
-// fetch asks the registry: the tag's digest (HEAD, cheap and not rate
-// limited on Docker Hub), then, unless that digest's config is cached, the
-// manifest (the platform's child of an index) and the config blob.
+// fetch asks the registry: the reference's digest (HEAD: cheap, not rate
+// limited on Docker Hub, and proof that the pod's credentials may read the
+// image), then, unless that digest's config is cached, the manifest (the
+// platform's child of an index) and the config blob.
 func (r *Resolver) fetch(ctx context.Context, ref name.Reference, digest v1.Hash, known bool, creds Credentials) (*injector.ImageConfig, error) {
 	keychain, credErr := r.keychain(ctx, creds)
 	puller, err := remote.NewPuller(
@@ -331,7 +336,7 @@ func (r *Resolver) fetch(ctx context.Context, ref name.Reference, digest v1.Hash
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := r.fetchWith(ctx, puller, ref, digest, known)
+	cfg, err := r.fetchWith(ctx, puller, ref, accessKey(ref, creds), digest, known)
 	if err != nil && credErr != nil {
 		return nil, &credentialsError{err: err, credErr: credErr}
 	}
@@ -347,7 +352,7 @@ func (e *credentialsError) Error() string {
 }
 func (e *credentialsError) Unwrap() error { return e.err }
 
-func (r *Resolver) fetchWith(ctx context.Context, puller *remote.Puller, ref name.Reference, digest v1.Hash, known bool) (*injector.ImageConfig, error) {
+func (r *Resolver) fetchWith(ctx context.Context, puller *remote.Puller, ref name.Reference, key string, digest v1.Hash, known bool) (*injector.ImageConfig, error) {
 	if !known {
 		desc, err := puller.Head(ctx, ref)
 		if err != nil && headUnsupported(err) {
@@ -360,7 +365,7 @@ func (r *Resolver) fetchWith(ctx context.Context, puller *remote.Puller, ref nam
 			return nil, err
 		}
 		digest = desc.Digest
-		r.tags.Add(ref.Name(), digest, r.tagTTLOf(ref))
+		r.tags.Add(key, digest, r.tagTTLOf(ref))
 		if cfg, ok := r.cachedConfig(digest); ok {
 			return cfg, nil
 		}
@@ -394,10 +399,10 @@ func (r *Resolver) fetchWith(ctx context.Context, puller *remote.Puller, ref nam
 // tagTTLOf: `:latest` and untagged references (which mean :latest) move the
 // most often, so their digest is re-asked sooner.
 func (r *Resolver) tagTTLOf(ref name.Reference) time.Duration {
-	if t, ok := ref.(name.Tag); ok && t.TagStr() != "latest" {
-		return r.tagTTL
+	if t, ok := ref.(name.Tag); ok && t.TagStr() == "latest" {
+		return r.latestTTL
 	}
-	return r.latestTTL
+	return r.tagTTL
 }
 
 // keychain is the pod's pull secrets (its own and its service account's),

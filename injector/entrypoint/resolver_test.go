@@ -164,14 +164,27 @@ func TestLookupWithPullSecrets(t *testing.T) {
 	}
 
 	t.Run("one resolver keeps credentials apart", func(t *testing.T) {
-		// Same image, same resolver: a namespace without the secret must not
-		// ride on another namespace's failure or success in flight.
+		// Same image, same resolver: a pod without the secret must neither
+		// spoil the look-up of a pod with it, nor be served what that pod
+		// was allowed to read (by tag or by digest).
 		r := newResolver(t, reg, func(o *entrypoint.Options) { o.Kubernetes = client })
-		if _, err := r.Lookup(context.Background(), ref, entrypoint.Credentials{Namespace: "apps"}); err == nil {
+		without := entrypoint.Credentials{Namespace: "other"}
+		with := entrypoint.Credentials{Namespace: "apps", ImagePullSecrets: []string{"regcred"}}
+		if _, err := r.Lookup(context.Background(), ref, without); err == nil {
 			t.Fatal("look-up without credentials worked")
 		}
-		if _, err := r.Lookup(context.Background(), ref, entrypoint.Credentials{Namespace: "apps", ImagePullSecrets: []string{"regcred"}}); err != nil {
+		cfg, err := r.Lookup(context.Background(), ref, with)
+		if err != nil {
 			t.Fatalf("the failure of a pod without secrets was served to a pod with them: %v", err)
+		}
+		byDigest := strings.Split(ref, ":1.0")[0] + "@" + cfg.Digest
+		if _, err := r.Lookup(context.Background(), byDigest, with); err != nil {
+			t.Fatal(err)
+		}
+		for _, image := range []string{ref, byDigest} {
+			if _, err := r.Lookup(context.Background(), image, entrypoint.Credentials{Namespace: "third"}); reasonOf(t, err) != entrypoint.ReasonUnauthorized {
+				t.Fatalf("%s: a pod without pull secrets was served another pod's look-up: %v", image, err)
+			}
 		}
 	})
 }
@@ -259,15 +272,15 @@ func TestCache(t *testing.T) {
 	lookup(tagged, "/v1-rebuilt")
 	expectRequests("after TagTTL, moved tag", map[string]int{"manifest-head": 1, "manifest-get": 1, "blob-get": 1})
 
-	// A reference by digest never asks for the tag.
+	// A reference by digest: one HEAD (may these credentials read it?), the config from the cache.
 	cfg, err := r.Lookup(ctx, tagged, entrypoint.Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	byDigest := strings.Split(tagged, ":v1")[0] + "@" + cfg.Digest
-	clock.Advance(time.Hour)
 	lookup(byDigest, "/v1-rebuilt")
-	expectRequests("by digest, config cached", map[string]int{"manifest-head": 0, "manifest-get": 0, "blob-get": 0})
+	lookup(byDigest, "/v1-rebuilt")
+	expectRequests("by digest, config cached", map[string]int{"manifest-head": 1, "manifest-get": 0, "blob-get": 0})
 }
 
 func TestConfigCacheIsBounded(t *testing.T) {
