@@ -148,6 +148,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, resource, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
 			return
 		}
+		if errors.Is(err, callerauth.ErrReviewRefused) {
+			h.refuse(w, r, resource, http.StatusBadGateway, "upstream_refused",
+				"the API server refused the proxy's own credentials (it may not create TokenReviews)",
+				fmt.Errorf("%w: grant the proxy's service account ClusterRole fargate-otel-nodeproxy", err))
+			return
+		}
 		w.Header().Set("Retry-After", "5")
 		h.refuse(w, r, resource, http.StatusServiceUnavailable, "review_failed", "cannot verify the token now, retry later", err)
 		return

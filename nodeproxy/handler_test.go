@@ -366,3 +366,12 @@ func TestBearerToken(t *testing.T) {
 		t.Error("two Authorization headers were accepted")
 	}
 }
+
+func TestReviewRefusedIsTheOperatorsProblem(t *testing.T) {
+	f := newFixture(t, nil)
+	f.auth.err = fmt.Errorf("%w: tokenreviews is forbidden", callerauth.ErrReviewRefused)
+	code, body, _ := f.do(t, "GET", summaryPath, "tok-a", nil)
+	if code != 502 || !strings.Contains(body, "proxy's own credentials") {
+		t.Fatalf("got %d %q, want 502 naming the proxy's credentials", code, body)
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
 	authnv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -47,6 +48,11 @@ type Caller struct {
 // accepted": the caller must fix its token, retrying does not help.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
+// ErrReviewRefused is wrapped when the API server refuses the proxy's own
+// TokenReview (its RBAC or credentials are wrong): the operator must act,
+// not the caller.
+var ErrReviewRefused = errors.New("the API server refused the proxy's TokenReview")
+
 // Reviewer sends one TokenReview for token with the given audiences.
 type Reviewer func(ctx context.Context, token string, audiences []string) (authnv1.TokenReviewStatus, error)
 
@@ -56,6 +62,9 @@ func ClientReviewer(c authnv1client.TokenReviewInterface) Reviewer {
 		tr, err := c.Create(ctx, &authnv1.TokenReview{
 			Spec: authnv1.TokenReviewSpec{Token: token, Audiences: audiences},
 		}, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			return authnv1.TokenReviewStatus{}, fmt.Errorf("%w: %w", ErrReviewRefused, err)
+		}
 		if err != nil {
 			return authnv1.TokenReviewStatus{}, fmt.Errorf("create TokenReview: %w", err)
 		}

@@ -239,7 +239,7 @@ func proxyBinary(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(cluster.NodeIP, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +250,7 @@ func freePort(t *testing.T) int {
 // runningProxy is the proxy process and how to reach it as a collector does.
 type runningProxy struct {
 	url, probeURL string
+	port          int
 	client        *http.Client
 	log           *os.File
 }
@@ -269,7 +270,7 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	writeKubeconfig(t, serviceAccountConfig(t, cp, releaseNS, rbac.ProxyServiceAccount), kubeconfig)
-	kp, err := cp.CA.Issue(cluster.CertSpec{CommonName: proxyHost, Hosts: []string{proxyHost, "127.0.0.1"}, Server: true, Validity: time.Hour})
+	kp, err := cp.CA.Issue(cluster.CertSpec{CommonName: proxyHost, Hosts: []string{proxyHost, cluster.NodeIP}, Server: true, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +279,8 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 		t.Fatal(err)
 	}
 
+	// On the node address, not loopback: a Service's endpoints may not be
+	// loopback addresses, and the doctor test gives the proxy a Service.
 	port, probePort := freePort(t), freePort(t)
 	logFile, err := os.Create(filepath.Join(dir, "proxy.log"))
 	if err != nil {
@@ -285,7 +288,7 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 	}
 	cmd := exec.Command(proxyBinary(t),
 		"--kubeconfig", kubeconfig,
-		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--listen", fmt.Sprintf("%s:%d", cluster.NodeIP, port),
 		"--probe-listen", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--rate", "1000", "--burst", "1000",
@@ -295,7 +298,8 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 		t.Fatal(err)
 	}
 	p := &runningProxy{
-		url:      fmt.Sprintf("https://127.0.0.1:%d", port),
+		url:      fmt.Sprintf("https://%s:%d", cluster.NodeIP, port),
+		port:     port,
 		probeURL: fmt.Sprintf("http://127.0.0.1:%d", probePort),
 		// The collector verifies the proxy's certificate for the Service's
 		// DNS name with the CA from its projected volume.
