@@ -248,4 +248,3 @@ func patchCABundle(t *testing.T, cp *cluster.ControlPlane, bundle []byte) func()
 	set(bundle)
 	return func() { set(cp.CA.CertPEM) }
 }
-

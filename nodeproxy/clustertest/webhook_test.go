@@ -153,4 +153,3 @@ func exposeService(t *testing.T, cp *cluster.ControlPlane, ns, name string, port
 		t.Fatal(err)
 	}
 }
-

@@ -383,4 +383,3 @@ func (d *doctor) forwardToService(ctx context.Context, ns, name string, port int
 	}
 	return "", nil, fmt.Errorf("no ready pod behind Service %s/%s", ns, name)
 }
-
