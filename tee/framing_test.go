@@ -64,7 +64,7 @@ func TestLineSplitterMatchesContainerd(t *testing.T) {
 
 // framedFile runs the splitter and the sink on chunks of two streams and
 // returns what reached the file.
-func framedFile(t testing.TB, format Format, max int, chunks []chunk) []byte {
+func framedFile(t testing.TB, format Format, max int, chunks []testChunk) []byte {
 	var file bytes.Buffer
 	s := newSink(format, &file, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, 0)
 	clk := newClock(nil)
@@ -88,14 +88,14 @@ func framedFile(t testing.TB, format Format, max int, chunks []chunk) []byte {
 	return file.Bytes()
 }
 
-type chunk struct {
+type testChunk struct {
 	stream Stream
 	data   []byte
 }
 
 // cutChunks splits both streams into chunks of varying size, interleaved.
-func cutChunks(stdout, stderr []byte, seed uint32) []chunk {
-	var out []chunk
+func cutChunks(stdout, stderr []byte, seed uint32) []testChunk {
+	var out []testChunk
 	next := func() int {
 		seed = seed*1664525 + 1013904223
 		return int(seed>>24) + 1
@@ -107,7 +107,7 @@ func cutChunks(stdout, stderr []byte, seed uint32) []chunk {
 		}{{Stdout, &stdout}, {Stderr, &stderr}} {
 			n := min(next(), len(*s.b))
 			if n > 0 {
-				out = append(out, chunk{s.st, (*s.b)[:n]})
+				out = append(out, testChunk{s.st, (*s.b)[:n]})
 				*s.b = (*s.b)[n:]
 			}
 		}

@@ -1,13 +1,16 @@
 package tee
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
-// readSize is how much one read takes from a pipe: its whole default capacity.
+// readSize is how much one read takes from a stream.
 const readSize = 64 << 10
 
 // source is one stream of the command: a pipe, or the pseudo-terminal.
@@ -17,6 +20,7 @@ type source struct {
 	out    *os.File // where the bytes pass through; nil once that broke
 	split  *lineSplitter
 	closed bool
+	broken bool // passing through failed: the stream ends after this read
 	isPTY  bool // the master of the command's terminal: closed by its owner
 }
 
@@ -29,7 +33,9 @@ type pump struct {
 	sources []*source
 	sink    *sink // nil: pass through only
 	clock   *clock
-	buf     []byte
+	buf     []byte // read buffer of the first ready stream of a round
+	buf2    []byte // and of the second
+	ready   [2]*source
 
 	drainIdle time.Duration // after the exit, stop when nothing came for this long
 	drainMax  time.Duration // after the exit, stop at the latest after this long
@@ -40,7 +46,7 @@ func newPump(sources []*source, wake int, s *sink, clk *clock) (*pump, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, clock: clk, buf: make([]byte, readSize)}
+	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
 	for i, src := range sources {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
 		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, src.fd, &ev); err != nil {
@@ -95,6 +101,7 @@ func (p *pump) run() error {
 		if n == 0 && exited {
 			break
 		}
+		ready := p.ready[:0]
 		for _, ev := range events[:n] {
 			if ev.Fd < 0 {
 				var b [8]byte
@@ -105,8 +112,18 @@ func (p *pump) run() error {
 				}
 				continue
 			}
-			p.readOnce(p.sources[ev.Fd])
+			ready = append(ready, p.sources[ev.Fd])
 		}
+		if len(ready) > 0 {
+			// The other stream too: what it got since epoll answered
+			// belongs to the same span of time.
+			for _, src := range p.sources {
+				if !src.closed && !slices.Contains(ready, src) {
+					ready = append(ready, src)
+				}
+			}
+		}
+		p.readRound(ready)
 		if p.sink != nil {
 			p.sink.flush()
 		}
@@ -120,40 +137,150 @@ func (p *pump) run() error {
 	return nil
 }
 
-func (p *pump) readOnce(s *source) {
-	if s.closed {
-		return
+// readRound reads once from each ready stream, in the order in which epoll
+// reported them (the order in which they became ready), passes the chunks
+// through and frames them.
+//
+// With two streams, how much each holds is taken first, with two calls back to
+// back, and only that much is read: the two chunks are then a snapshot of one
+// instant, and what comes later waits for the next round.
+func (p *pump) readRound(ready []*source) {
+	var chunks [2]chunk
+	var avail [2]int
+	if len(ready) == 2 {
+		for i, s := range ready {
+			avail[i] = bytesAvailable(s.fd)
+		}
 	}
-	n, err := syscall.Read(s.fd, p.buf)
+	n := 0
+	for i, s := range ready {
+		buf := p.buf
+		if i > 0 {
+			buf = p.buf2
+		}
+		if avail[i] > 0 && avail[i] < len(buf) {
+			buf = buf[:avail[i]]
+		}
+		if data := p.read(s, buf); len(data) > 0 && n < len(chunks) {
+			chunks[n] = chunk{s, data}
+			n++
+		}
+	}
+	for _, c := range chunks[:n] {
+		p.pass(c)
+	}
+	if p.sink != nil && n > 0 {
+		ts := p.clock.stamp()
+		if n == 1 {
+			chunks[0].s.split.feed(ts, chunks[0].data, p.sink)
+		} else {
+			interleave(ts, chunks[0], chunks[1], p.sink)
+		}
+	}
+	// A stream whose passthrough broke ends after its last chunk is framed.
+	for _, c := range chunks[:n] {
+		if c.s.broken {
+			p.end(c.s)
+		}
+	}
+}
+
+// bytesAvailable is how many bytes wait in a pipe or terminal (FIONREAD),
+// 0 when unknown.
+func bytesAvailable(fd int) int {
+	var n int32
+	if err := ioctl(fd, syscall.TIOCINQ, unsafe.Pointer(&n)); err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+// chunk is what one read got from one stream.
+type chunk struct {
+	s    *source
+	data []byte
+}
+
+// interleave frames two chunks that were waiting at the same time.
+//
+// Both streams waiting means the command wrote to both since the last read;
+// the pipes have kept each stream's order but not their order relative to
+// each other. The lines are merged as if each chunk's lines were spread evenly
+// over that span, the chunk that became ready first leading: the next line
+// comes from the chunk that has used the smaller share of its lines. This
+// restores steady interleavings (a reader woken late on a busy node, a command
+// alternating the streams flat out) and, like containerd's two concurrent
+// line writers, interleaves the lines of two bursts that overlap.
+func interleave(ts []byte, a, b chunk, out recorder) {
+	na, nb := pieces(a.data), pieces(b.data)
+	ra, rb := a.data, b.data
+	for i, j := 0, 0; len(ra) > 0 || len(rb) > 0; {
+		// a's next line goes first when i/na <= j/nb.
+		if len(rb) == 0 || (len(ra) > 0 && i*nb <= j*na) {
+			var line []byte
+			line, ra = cutLine(ra)
+			a.s.split.feed(ts, line, out)
+			i++
+		} else {
+			var line []byte
+			line, rb = cutLine(rb)
+			b.s.split.feed(ts, line, out)
+			j++
+		}
+	}
+}
+
+// pieces counts the lines of a chunk, an unfinished last one included.
+func pieces(b []byte) int {
+	n := bytes.Count(b, []byte{'\n'})
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// cutLine splits off the first line, newline included.
+func cutLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], b[i+1:]
+	}
+	return b, nil
+}
+
+// read reads what one stream has. It returns nil at the end of the stream
+// or when nothing was there.
+func (p *pump) read(s *source, buf []byte) []byte {
+	if s.closed {
+		return nil
+	}
+	n, err := syscall.Read(s.fd, buf)
 	if err != nil {
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-			return
+			return nil
 		}
 		// EIO: the pseudo-terminal has no process left on it. Any other
 		// error ends the stream too.
 		p.end(s)
-		return
+		return nil
 	}
 	if n == 0 {
 		p.end(s)
+		return nil
+	}
+	return buf[:n]
+}
+
+// pass writes a chunk through to our own stdout or stderr.
+func (p *pump) pass(c chunk) {
+	if c.s.out == nil {
 		return
 	}
-	chunk := p.buf[:n]
-	ts := p.clock.stamp()
-	if s.out != nil {
-		if _, err := s.out.Write(chunk); err != nil {
-			// Our own stdout or stderr is gone: pass the break on to
-			// the command (it gets EPIPE or SIGPIPE, as it would have).
-			s.out = nil
-			if p.sink != nil {
-				s.split.feed(ts, chunk, p.sink)
-			}
-			p.end(s)
-			return
-		}
-	}
-	if p.sink != nil {
-		s.split.feed(ts, chunk, p.sink)
+	if _, err := c.s.out.Write(c.data); err != nil {
+		// Our own stdout or stderr is gone: pass the break on to the
+		// command (it gets EPIPE or SIGPIPE, as it would have). What was
+		// read is still logged.
+		c.s.out = nil
+		c.s.broken = true
 	}
 }
 

@@ -15,6 +15,14 @@ import (
 	"time"
 )
 
+// fSetPipeSize is F_SETPIPE_SZ, which syscall does not name.
+const fSetPipeSize = 1031
+
+// pipeSize is the capacity asked for the command's pipes (the default
+// maximum for unprivileged processes, /proc/sys/fs/pipe-max-size): room for
+// the command to go on writing while we are busy.
+const pipeSize = 1 << 20
+
 // ForwardedSignals are passed on to the command.
 var ForwardedSignals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
@@ -277,6 +285,7 @@ func setUpStreams(cfg Config) (*streams, error) {
 	}
 	for _, fd := range []int{out[0], errp[0]} {
 		_ = syscall.SetNonblock(fd, true)
+		_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), fSetPipeSize, pipeSize) // best effort
 	}
 	outW, errW := os.NewFile(uintptr(out[1]), "stdout"), os.NewFile(uintptr(errp[1]), "stderr")
 	st.childFiles = []*os.File{cfg.Stdin, outW, errW}

@@ -16,8 +16,16 @@ import (
 // disk (2 MiB), which bounds the memory of the wrapper; a block is always
 // larger than the largest record (MaxLineSize plus the header).
 const (
-	defaultBlockSize   = 128 << 10
-	defaultQueueBlocks = 16
+	defaultBlockSize   = 256 << 10
+	defaultQueueBlocks = 8
+)
+
+// A write that lasts defaultStallAfter means a stalled disk: the reader stops
+// waiting for the writer and drops lines instead. defaultMaxWait bounds the
+// wait for a writer that is only short of CPU.
+const (
+	defaultStallAfter = 100 * time.Millisecond
+	defaultMaxWait    = 2 * time.Second
 )
 
 // Retry pacing after a failed write: while the file fails, blocks are dropped
@@ -27,7 +35,7 @@ const (
 	maxBackoff = time.Second
 )
 
-var errQueueFull = errors.New("the disk was too slow: the queue of lines waiting to be written was full")
+var errQueueFull = errors.New("the disk stalled: the queue of lines waiting to be written stayed full")
 
 // block is a run of whole records on its way to the file.
 type block struct {
@@ -39,8 +47,8 @@ type block struct {
 }
 
 // sink frames records into blocks (on the reader's goroutine) and writes the
-// blocks to the log file (on its own goroutine). The reader never waits: when
-// every block is in flight it drops the record and counts it.
+// blocks to the log file (on its own goroutine). The reader never waits for a
+// stuck or failing disk: it drops records and counts them (see take).
 type sink struct {
 	format    Format
 	out       io.Writer
@@ -54,13 +62,18 @@ type sink struct {
 	cur       *block
 	now       func() time.Time
 
+	stallAfter time.Duration // see take
+	maxWait    time.Duration
+	stalled    bool
+	timer      *time.Timer
+	writeStart atomic.Int64 // unix nanoseconds when the current write began; 0 between writes
+
 	// Reader side: records dropped since the last queued block.
 	dropped      int64
 	droppedSince time.Time
 
-	// Totals, for the final summary and tests.
-	linesWritten atomic.Int64
-	linesLost    atomic.Int64
+	// Lines lost in total, for tests.
+	linesLost atomic.Int64
 }
 
 func newSink(format Format, out io.Writer, log *slog.Logger, blockSize, blocks int) *sink {
@@ -80,12 +93,16 @@ func newSink(format Format, out io.Writer, log *slog.Logger, blockSize, blocks i
 		queue:     make(chan *block, blocks),
 		done:      make(chan struct{}),
 		now:       time.Now,
+
+		stallAfter: defaultStallAfter,
+		maxWait:    defaultMaxWait,
 	}
 	go s.run()
 	return s
 }
 
-// room returns a block with at least need free bytes, or nil when none is free.
+// room returns a block with at least need free bytes, or nil when the
+// record must be dropped.
 func (s *sink) room(need int) *block {
 	if s.cur != nil {
 		if cap(s.cur.data)-len(s.cur.data) >= need {
@@ -93,17 +110,55 @@ func (s *sink) room(need int) *block {
 		}
 		s.push()
 	}
-	select {
-	case b := <-s.free:
-		s.cur = b
-	default:
-		if s.made == s.limit {
+	s.cur = s.take()
+	return s.cur
+}
+
+// take gets an empty block. While the writer makes progress the reader waits
+// for it, so that an app writing faster than the disk takes is paced by the
+// disk, as it is by containerd, which writes synchronously. A writer whose
+// current write has lasted stallAfter is stuck on a hung or throttled disk:
+// from then on records are dropped, without waiting, until the writer has
+// caught up on half of the queue. A writer that is merely short of CPU (a
+// loaded node) is waited for, up to maxWait. A failing disk never makes the
+// reader wait: its writes return at once and the writer drops their blocks.
+func (s *sink) take() *block {
+	if s.stalled {
+		if len(s.free) < s.limit/2 {
 			return nil
 		}
-		s.made++
-		s.cur = &block{data: make([]byte, 0, s.blockSize)}
+		s.stalled = false
 	}
-	return s.cur
+	select {
+	case b := <-s.free:
+		return b
+	default:
+	}
+	if s.made < s.limit {
+		s.made++
+		return &block{data: make([]byte, 0, s.blockSize)}
+	}
+	poll := max(s.stallAfter/4, time.Millisecond)
+	if s.timer == nil {
+		s.timer = time.NewTimer(poll)
+	} else {
+		s.timer.Reset(poll)
+	}
+	giveUp := time.Now().Add(s.maxWait)
+	for {
+		select {
+		case b := <-s.free:
+			s.timer.Stop()
+			return b
+		case <-s.timer.C:
+		}
+		now := time.Now()
+		if started := s.writeStart.Load(); (started != 0 && now.UnixNano()-started > int64(s.stallAfter)) || now.After(giveUp) {
+			s.stalled = true
+			return nil
+		}
+		s.timer.Reset(poll)
+	}
 }
 
 func (s *sink) drop(records int64) {
@@ -153,24 +208,30 @@ func (s *sink) record(ts []byte, st Stream, partial bool, text []byte) {
 		}
 		return
 	}
-	b := s.room(len(ts) + len(" stdout P \n") + len(text))
+	need := len(ts) + len(" stdout P ") + len(text) + 1
+	b := s.room(need)
 	if b == nil {
 		s.drop(1)
 		return
 	}
-	tag := byte('F')
-	if partial {
-		tag = 'P'
-	}
-	b.data = append(b.data, ts...)
+	// Copies into the reserved space: this runs once per line.
+	n := len(b.data)
+	b.data = b.data[:n+need]
+	dst := b.data[n:]
+	i := copy(dst, ts)
 	if st == Stderr {
-		b.data = append(b.data, " stderr "...)
+		i += copy(dst[i:], " stderr ")
 	} else {
-		b.data = append(b.data, " stdout "...)
+		i += copy(dst[i:], " stdout ")
 	}
-	b.data = append(b.data, tag, ' ')
-	b.data = append(b.data, text...)
-	b.data = append(b.data, '\n')
+	if partial {
+		dst[i] = 'P'
+	} else {
+		dst[i] = 'F'
+	}
+	dst[i+1] = ' '
+	i += 2 + copy(dst[i+2:], text)
+	dst[i] = '\n'
 }
 
 func (s *sink) lines(text []byte) {
@@ -252,7 +313,7 @@ func (s *sink) run() {
 			return nil
 		}
 		text := fmt.Sprintf("%d log lines were lost since %s: %s", lost, lostSince.UTC().Format(time.RFC3339Nano), strings.Join(reasons, "; "))
-		if _, err := s.out.Write(s.notice(clk.stamp(), text)); err != nil {
+		if _, err := s.write(s.notice(clk.stamp(), text)); err != nil {
 			return err
 		}
 		if failing {
@@ -270,26 +331,35 @@ func (s *sink) run() {
 			s.linesLost.Add(b.dropped)
 			addReason(&reasons, errQueueFull)
 		}
-		records := int64(bytes.Count(b.data, []byte{'\n'}))
+		// Lines are counted only when they are lost: a CRI record is one line.
 		if failing && s.now().Before(retryAt) {
-			lose(records, nil)
+			lose(countLines(b.data), nil)
 		} else if err := report(); err != nil {
 			fail(err)
-			lose(records, err)
-		} else if n, err := s.out.Write(b.data); err != nil {
+			lose(countLines(b.data), err)
+		} else if n, err := s.write(b.data); err != nil {
 			fail(err)
-			s.linesWritten.Add(int64(bytes.Count(b.data[:n], []byte{'\n'})))
-			lose(int64(bytes.Count(b.data[n:], []byte{'\n'})), err)
-		} else {
-			s.linesWritten.Add(records)
+			lose(countLines(b.data[n:]), err)
 		}
 		b.data = b.data[:0]
 		b.dropped = 0
 		s.free <- b
 	}
 	if err := report(); err != nil {
-		s.log.Warn("log lines were lost", "lines", lost, "error", err)
+		s.log.Warn("log lines were lost and could not be reported in the log file", "lines", lost, "error", err)
 	}
+	if n := s.linesLost.Load(); n > 0 {
+		s.log.Warn("log lines lost in total", "lines", n)
+	}
+}
+
+func countLines(b []byte) int64 { return int64(bytes.Count(b, []byte{'\n'})) }
+
+// write is a write to the file, timed for the reader's stall detection.
+func (s *sink) write(p []byte) (int, error) {
+	s.writeStart.Store(time.Now().UnixNano())
+	defer s.writeStart.Store(0)
+	return s.out.Write(p)
 }
 
 // addReason keeps the distinct causes of a loss, at most a few.

@@ -90,6 +90,8 @@ func accounting(t *testing.T, file []byte, total int) (lost int, reasons []strin
 func TestSinkNeverWaitsForASlowDiskAndCountsWhatItDrops(t *testing.T) {
 	w := newGatedWriter()
 	s := newSink(CRI, w, slog.New(slog.NewTextHandler(io.Discard, nil)), MaxLineSize+256, 4)
+	s.stallAfter = 20 * time.Millisecond
+	s.maxWait = time.Minute // the hang must be seen in the write, not in the time waited
 	clk := newClock(nil)
 	ls := newLineSplitter(Stdout, CRI)
 	total := 0
@@ -103,13 +105,18 @@ func TestSinkNeverWaitsForASlowDiskAndCountsWhatItDrops(t *testing.T) {
 	send(10)
 	w.set(false, nil) // the disk hangs
 	<-w.entered
-	// The reader goes on at full speed: with 4 blocks in flight it must drop.
+	// The reader waits once, for stallAfter, then goes on at full speed,
+	// dropping: with 4 blocks in flight it cannot keep everything.
 	done := make(chan struct{})
+	start := time.Now()
 	go func() { send(5000); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the reader waited for the disk")
+	}
+	if waited := time.Since(start); waited < s.stallAfter {
+		t.Fatalf("the reader dropped after %v, before the writer stalled for %v", waited, s.stallAfter)
 	}
 	w.set(true, nil)
 	send(10)
