@@ -7,11 +7,8 @@ import (
 	"hash/fnv"
 	"maps"
 	"math/rand"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -165,8 +162,6 @@ func FuzzMutate(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		wd := time.AfterFunc(10*time.Second, func() { pprof.Lookup("goroutine").WriteTo(os.Stderr, 2); os.Exit(3) })
-		defer wd.Stop()
 		pod, cfg, images := randomPod(data)
 		if _, err := json.Marshal(pod); err != nil {
 			t.Skip("not a pod JSON can express:", err)

@@ -193,7 +193,7 @@ func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.Kubele
 		rendered, err = collectorconfig.Render(cc)
 	}
 	if err != nil {
-		return fmt.Errorf("the collector config cannot be rendered (%v); fix the injector's configuration", err)
+		return fmt.Errorf("the collector config cannot be rendered (%w); fix the injector's configuration", err)
 	}
 	if limit.Value() > 0 {
 		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: goMemLimit(limit)})

@@ -180,7 +180,7 @@ func parseCommand(v string) ([]string, map[string][]string, error) {
 	if strings.HasPrefix(v, "{") {
 		var m map[string][]string
 		if err := json.Unmarshal([]byte(v), &m); err != nil {
-			return nil, nil, fmt.Errorf("not a JSON object of string arrays: %v", err)
+			return nil, nil, fmt.Errorf("not a JSON object of string arrays: %w", err)
 		}
 		for name, cmd := range m {
 			if len(cmd) == 0 {
@@ -191,7 +191,7 @@ func parseCommand(v string) ([]string, map[string][]string, error) {
 	}
 	var a []string
 	if err := json.Unmarshal([]byte(v), &a); err != nil {
-		return nil, nil, fmt.Errorf("not a JSON array of strings: %v", err)
+		return nil, nil, fmt.Errorf("not a JSON array of strings: %w", err)
 	}
 	if len(a) == 0 {
 		return nil, nil, fmt.Errorf("the command is empty")

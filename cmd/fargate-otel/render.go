@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/injector/manifest"
+)
+
+type renderOptions struct {
+	config configFlags
+	files  []string
+}
+
+func newRenderCommand() *cobra.Command {
+	o := &renderOptions{}
+	cmd := &cobra.Command{
+		Use:   "render [-f FILE|-]",
+		Short: "Print the collector config the injector gives a pod",
+		Long: `Prints the OpenTelemetry Collector config that the sidecar of an injected pod
+runs (its FARGATE_OTEL_CONFIG), for the settings given by --config and the
+flags. With -f, one config per workload of the manifests, taking each pod's
+fargate-otel.io/ annotations (signals, exporters ConfigMap in the same input)
+into account.`,
+		Example: `  fargate-otel render --cluster-name prod --exporter-endpoint gateway.observability:4317
+  fargate-otel render -f deploy.yaml --config injector.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config.config(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "manifests whose pods to render the config of, - for standard input")
+	o.config.register(cmd.Flags())
+	return cmd
+}
+
+func (o *renderOptions) run(stdin io.Reader, stdout, stderr io.Writer, cfg injector.Config) error {
+	if len(o.files) == 0 {
+		return renderOne(stdout, stderr, nil, cfg, "")
+	}
+	input, err := readInputs(stdin, o.files)
+	if err != nil {
+		return err
+	}
+	pods, err := manifest.Pods(input)
+	if err != nil {
+		return err
+	}
+	if len(pods) == 0 {
+		return fmt.Errorf("no workload with a pod template in the input (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)")
+	}
+	for i, p := range pods {
+		if p.Error != "" {
+			return fmt.Errorf("%s: %s", p.Object, p.Error)
+		}
+		if i > 0 {
+			if _, err := fmt.Fprintln(stdout, "---"); err != nil {
+				return err
+			}
+		}
+		c := cfg
+		c.ReferencedExporters = p.Exporters
+		if err := renderOne(stdout, stderr, p.Pod, c, fmt.Sprintf("# %s\n", p.Object)); err != nil {
+			return fmt.Errorf("%s: %w", p.Object, err)
+		}
+	}
+	return nil
+}
+
+func renderOne(stdout, stderr io.Writer, pod *corev1.Pod, cfg injector.Config, header string) error {
+	cc, warnings, err := injector.CollectorConfig(pod, cfg)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		_, _ = fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	out, err := collectorconfig.Render(cc)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(stdout, header, string(out))
+	return err
+}
