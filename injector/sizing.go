@@ -105,8 +105,12 @@ func (p *plan) sizeCollector(orig *corev1.PodSpec, pod *corev1.Pod, collector *c
 		pod.Annotations[annotations.FargateSizeBefore] = before.String()
 		pod.Annotations[annotations.FargateSizeAfter] = after.String()
 		if before != after {
-			p.warnf("the collector raises the pod's Fargate size from %s to %s; set the annotation %s to smaller requests, or raise the app's requests to use the larger size",
-				before, after, annotations.CollectorResources)
+			how := "the collector raises"
+			if fit {
+				how = "even at its minimum requests the collector raises"
+			}
+			p.warnf("%s the pod's Fargate size from %s to %s; raise the app's requests to use the larger size, or set the annotation %s",
+				how, before, after, annotations.CollectorResources)
 		}
 	}
 }
