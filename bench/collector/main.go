@@ -230,8 +230,11 @@ func (p *pod) loadSummary() ([]byte, error) {
 			PodRef struct{ Name, Namespace, UID string } `json:"podRef"`
 		} `json:"pods"`
 	}
-	if err := json.Unmarshal(body, &s); err != nil || len(s.Pods) == 0 {
-		return nil, fmt.Errorf("%s: not a stats summary with a pod (%v)", path, err)
+	if err := json.Unmarshal(body, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(s.Pods) == 0 {
+		return nil, fmt.Errorf("%s: a stats summary without a pod", path)
 	}
 	p.node, p.namespace, p.name, p.uid = s.Node.NodeName, s.Pods[0].PodRef.Namespace, s.Pods[0].PodRef.Name, s.Pods[0].PodRef.UID
 	return body, nil
@@ -493,7 +496,7 @@ func freeAddr() string {
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 

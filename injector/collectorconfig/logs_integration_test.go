@@ -33,8 +33,8 @@ func generate() int {
 	}
 	next := time.Now()
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(os.Stdout, "seq=%06d stream=stdout %s\n", i, pad)
-		fmt.Fprintf(os.Stderr, "seq=%06d stream=stderr %s\n", i, pad)
+		_, _ = fmt.Fprintf(os.Stdout, "seq=%06d stream=stdout %s\n", i, pad)
+		_, _ = fmt.Fprintf(os.Stderr, "seq=%06d stream=stderr %s\n", i, pad)
 		if step > 0 {
 			next = next.Add(step)
 			now := time.Now()

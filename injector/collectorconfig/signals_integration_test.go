@@ -57,7 +57,7 @@ func TestOTLPFromTheAppGetsThePodsIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()

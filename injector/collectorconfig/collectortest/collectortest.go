@@ -213,7 +213,10 @@ func (p *Process) Kill() {
 // Stop sends SIGTERM and waits up to timeout for a clean exit.
 func (p *Process) Stop(timeout time.Duration) error {
 	if p.Exited() {
-		return fmt.Errorf("collector had already exited: %v", p.waitErr)
+		if p.waitErr == nil {
+			return errors.New("collector had already exited (status 0)")
+		}
+		return fmt.Errorf("collector had already exited: %w", p.waitErr)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -246,7 +249,7 @@ func (p *Process) WaitHealthy(ctx context.Context, url string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("collector not healthy at %s: %w\n%s", url, ctx.Err(), Tail(p.Logs(), 40))
 		case <-p.done:
-			return fmt.Errorf("collector exited before it was healthy (%v):\n%s", p.waitErr, Tail(p.Logs(), 40))
+			return fmt.Errorf("collector exited before it was healthy (%v):\n%s", p.waitErr, Tail(p.Logs(), 40)) //nolint:errorlint // the exit status may be nil
 		case <-tick.C:
 		}
 	}
