@@ -287,7 +287,6 @@ func callersHeap(n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	pods = nil // only what the index keeps counts
 	for i := range n {
 		req := httptest.NewRequest("GET", "/api/v1/nodes/"+node(i)+"/proxy/stats/summary", nil)
 		req.Header.Set("Authorization", "Bearer "+tokens[i])

@@ -107,7 +107,7 @@ func wantCA(t *testing.T, cp *cluster.ControlPlane, ns string, ca []byte) func()
 func wantNoCA(t *testing.T, cp *cluster.ControlPlane, ns string) func() error {
 	return func() error {
 		if _, err := caConfigMap(t, cp, ns); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("ConfigMap in %s: %v", ns, err)
+			return fmt.Errorf("ConfigMap in %s: %w", ns, err)
 		}
 		return nil
 	}
@@ -169,7 +169,7 @@ func TestCAPublisher(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("binding still there (%v)", err)
+		return fmt.Errorf("binding still there (%w)", err)
 	})
 
 	t.Run("a renewed CA is published", func(t *testing.T) {
@@ -288,7 +288,7 @@ func TestDirectMode(t *testing.T) {
 		}
 		poll(t, 30*time.Second, "binding removed with the last direct pod", func() error {
 			if _, err := c.RbacV1().ClusterRoleBindings().Get(ctx, rbac.DirectBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("binding still there (%v)", err)
+				return fmt.Errorf("binding still there (%w)", err)
 			}
 			return nil
 		})

@@ -46,7 +46,9 @@ func runDoctor(t *testing.T, cp *cluster.ControlPlane, o doctor.Options) *doctor
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	r.Print(&b)
+	if err := r.Print(&b); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("doctor report:\n%s", b.String())
 	return r
 }

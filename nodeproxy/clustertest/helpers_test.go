@@ -243,7 +243,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -307,11 +307,14 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 		log:    logFile,
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Process.Signal(os.Interrupt) // the proxy's graceful shutdown
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the proxy did not shut down cleanly on SIGINT: %v", err)
+			}
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Error("the proxy did not stop within 15s of SIGINT")
@@ -326,7 +329,7 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != 200 {
 			b, _ := io.ReadAll(resp.Body)
 			return fmt.Errorf("readyz %d %s", resp.StatusCode, b)
@@ -352,7 +355,7 @@ func (p *runningProxy) get(t *testing.T, path, token string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -363,7 +366,7 @@ func (p *runningProxy) metric(t *testing.T, series string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {

@@ -73,29 +73,32 @@ func (r *Report) add(name string, s Status, detail, fix string) {
 }
 
 // Print writes the report for people.
-func (r *Report) Print(w io.Writer) {
+func (r *Report) Print(w io.Writer) error {
+	var b strings.Builder
 	head := "fargate-otel doctor: namespace " + r.Namespace
 	if r.Pod != "" {
 		head += ", pod " + r.Pod
 	}
-	fmt.Fprintln(w, head)
+	b.WriteString(head + "\n")
 	for _, c := range r.Checks {
-		fmt.Fprintf(w, "  %-4s  %-22s %s\n", c.Status, c.Name, c.Detail)
+		fmt.Fprintf(&b, "  %-4s  %-22s %s\n", c.Status, c.Name, c.Detail)
 		if c.Fix != "" && (c.Status == Fail || c.Status == Warn) {
 			for i, line := range strings.Split(c.Fix, "\n") {
 				lead := "fix:"
 				if i > 0 {
 					lead = "    "
 				}
-				fmt.Fprintf(w, "        %s %s\n", lead, line)
+				fmt.Fprintf(&b, "        %s %s\n", lead, line)
 			}
 		}
 	}
 	if n := r.Failed(); n > 0 {
-		fmt.Fprintf(w, "%d check(s) failed.\n", n)
+		fmt.Fprintf(&b, "%d check(s) failed.\n", n)
 	} else {
-		fmt.Fprintln(w, "all checks passed.")
+		b.WriteString("all checks passed.\n")
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // Check names, stable for scripts and tests.

@@ -75,7 +75,9 @@ func TestPrintSaysWhatToDo(t *testing.T) {
 	r.add(CheckSelected, Fail, "namespace shop is not opted in", "kubectl label namespace shop fargate-otel.io/inject=enabled\nthen re-create its pods")
 	r.add(CheckStatsRequest, Skip, "pass --pod", "ignored fix")
 	var b bytes.Buffer
-	r.Print(&b)
+	if err := r.Print(&b); err != nil {
+		t.Fatal(err)
+	}
 	out := b.String()
 	for _, want := range []string{"namespace shop, pod app", "ok    webhook registered", "FAIL  webhook selects", "fix: kubectl label namespace shop", "     then re-create", "1 check(s) failed."} {
 		if !strings.Contains(out, want) {

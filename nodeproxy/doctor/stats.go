@@ -355,7 +355,7 @@ func (d *doctor) token(ctx context.Context, namespace, sa string, pod *corev1.Po
 func (d *doctor) forwardToService(ctx context.Context, ns, name string, port int32) (string, func(), error) {
 	svc, err := d.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return "", nil, fmt.Errorf("Service %s/%s: %s", ns, name, describe(err))
+		return "", nil, fmt.Errorf("service %s/%s: %s", ns, name, describe(err))
 	}
 	slices, err := d.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
 	if err != nil {

@@ -246,7 +246,7 @@ func (d *doctor) webhookAddress(ctx context.Context, cc admissionv1.WebhookClien
 func serviceEndpoint(ctx context.Context, c kubernetes.Interface, ns, name string, port int32) (string, error) {
 	svc, err := c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("Service %s/%s: %s", ns, name, describe(err))
+		return "", fmt.Errorf("service %s/%s: %s", ns, name, describe(err))
 	}
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
@@ -255,7 +255,7 @@ func serviceEndpoint(ctx context.Context, c kubernetes.Interface, ns, name strin
 		}
 	}
 	if sp == nil {
-		return "", fmt.Errorf("Service %s/%s has no port %d", ns, name, port)
+		return "", fmt.Errorf("service %s/%s has no port %d", ns, name, port)
 	}
 	slices, err := c.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + name})
 	if err != nil {
@@ -277,7 +277,7 @@ func serviceEndpoint(ctx context.Context, c kubernetes.Interface, ns, name strin
 			}
 		}
 	}
-	return "", fmt.Errorf("Service %s/%s has no ready endpoint", ns, name)
+	return "", fmt.Errorf("service %s/%s has no ready endpoint", ns, name)
 }
 
 func parseBundle(b []byte) (*x509.CertPool, []*x509.Certificate, error) {

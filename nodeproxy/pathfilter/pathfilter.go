@@ -87,10 +87,10 @@ func Allow(method, requestURI string) (Target, error) {
 	rest := requestURI[len(pathPrefix):]
 	node, resource, ok := strings.Cut(rest, proxySegment)
 	if !ok {
-		return Target{}, fmt.Errorf("%w: path %q: expected %s<node>/proxy/...", ErrRefused, clip(requestURI), pathPrefix)
+		return Target{}, fmt.Errorf("%w: path %q: expected %s<node>/proxy/<endpoint>", ErrRefused, clip(requestURI), pathPrefix)
 	}
 	if err := validNodeName(node); err != nil {
-		return Target{}, fmt.Errorf("%w: node name %q: %v", ErrRefused, clip(node), err)
+		return Target{}, fmt.Errorf("%w: node name %q: %w", ErrRefused, clip(node), err)
 	}
 	var r Resource
 	switch resource {
