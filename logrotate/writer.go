@@ -84,6 +84,12 @@ type Writer struct {
 	f      *os.File
 	size   int64
 	broken bool // the file may end in a torn record: continue in a new file
+
+	// The folder is read once, at Open; then the writer keeps track of
+	// what it rotates and deletes, so that a rotation costs a rename and
+	// a create, not a listing of the folder.
+	backups  []backup // this file's, oldest first
+	siblings []backup // other files counted in the budget, oldest first (at: modification time)
 }
 
 // Open opens (or creates) path for appending, creating missing folders, and
@@ -99,8 +105,39 @@ func Open(path string, opts Options) (*Writer, error) {
 	if err := w.openCurrent(); err != nil {
 		return nil, err
 	}
+	w.scan()
 	w.enforce()
 	return w, nil
+}
+
+// scan lists this file's backups and the siblings.
+func (w *Writer) scan() {
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		return
+	}
+	w.backups = listBackups(entries, w.name)
+	w.siblings = nil
+	for _, e := range entries {
+		name := e.Name()
+		if name == w.name || !e.Type().IsRegular() || w.opts.Siblings == nil || !w.opts.Siblings(name) {
+			continue
+		}
+		if base, _, ok := ParseBackupName(name); ok && base == w.name {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		w.siblings = append(w.siblings, backup{file: name, at: info.ModTime(), size: info.Size()})
+	}
+	sort.Slice(w.siblings, func(i, j int) bool {
+		if !w.siblings[i].at.Equal(w.siblings[j].at) {
+			return w.siblings[i].at.Before(w.siblings[j].at)
+		}
+		return w.siblings[i].file < w.siblings[j].file
+	})
 }
 
 // Path is the file being written.
@@ -192,16 +229,16 @@ func (w *Writer) rotate() error {
 		_ = w.f.Close()
 		w.f = nil
 	}
-	entries, err := os.ReadDir(w.dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("rotate %s: %w", w.path, err)
+	var newest []time.Time
+	if len(w.backups) > 0 {
+		newest = append(newest, w.backups[len(w.backups)-1].at)
 	}
-	var times []time.Time
-	for _, b := range listBackups(entries, w.name) {
-		times = append(times, b.at)
-	}
-	at := nextBackupTime(w.dir, w.name, w.opts.Now(), times)
-	if err := os.Rename(w.path, filepath.Join(w.dir, BackupName(w.name, at))); err != nil && !errors.Is(err, os.ErrNotExist) {
+	at := nextBackupTime(w.dir, w.name, w.opts.Now(), newest)
+	name := BackupName(w.name, at)
+	switch err := os.Rename(w.path, filepath.Join(w.dir, name)); {
+	case err == nil:
+		w.backups = append(w.backups, backup{file: name, at: at, size: w.size})
+	case !errors.Is(err, os.ErrNotExist): // a vanished file needs no backup
 		return fmt.Errorf("rotate %s: %w", w.path, err)
 	}
 	w.broken = false
@@ -213,65 +250,34 @@ func (w *Writer) rotate() error {
 }
 
 // enforce deletes backups beyond MaxBackups, then the oldest siblings and
-// backups until the budget leaves room for a full current file. Deletion is
-// best effort: a file that cannot be removed is skipped.
+// backups until the budget leaves room for a full current file. A file that
+// cannot be removed is dropped from the lists but still counted, so that the
+// next one goes too.
 func (w *Writer) enforce() {
-	entries, err := os.ReadDir(w.dir)
-	if err != nil {
-		return
-	}
-	backups := listBackups(entries, w.name)
-	for len(backups) > w.opts.MaxBackups {
-		_ = os.Remove(filepath.Join(w.dir, backups[0].file))
-		backups = backups[1:]
+	for len(w.backups) > w.opts.MaxBackups {
+		_ = os.Remove(filepath.Join(w.dir, w.backups[0].file))
+		w.backups = w.backups[1:]
 	}
 	if w.opts.Budget <= 0 {
 		return
 	}
-	own := map[string]bool{w.name: true}
-	for _, b := range backups {
-		own[b.file] = true
-	}
-	type victim struct {
-		file  string
-		size  int64
-		mtime time.Time
-	}
-	var siblings []victim
-	for _, e := range entries {
-		if own[e.Name()] || !e.Type().IsRegular() || w.opts.Siblings == nil || !w.opts.Siblings(e.Name()) {
-			continue
-		}
-		if base, _, ok := ParseBackupName(e.Name()); ok && base == w.name {
-			continue // removed above for being over MaxBackups
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		siblings = append(siblings, victim{e.Name(), info.Size(), info.ModTime()})
-	}
-	sort.Slice(siblings, func(i, j int) bool {
-		if !siblings[i].mtime.Equal(siblings[j].mtime) {
-			return siblings[i].mtime.Before(siblings[j].mtime)
-		}
-		return siblings[i].file < siblings[j].file
-	})
-	queue := siblings
-	for _, b := range backups {
-		queue = append(queue, victim{file: b.file, size: b.size})
-	}
 	var total int64
-	for _, v := range queue {
-		total += v.size
+	for _, b := range w.siblings {
+		total += b.size
+	}
+	for _, b := range w.backups {
+		total += b.size
 	}
 	reserve := max(w.opts.MaxSize, w.size)
-	for _, v := range queue {
-		if total+reserve <= w.opts.Budget {
-			break
+	for total+reserve > w.opts.Budget && len(w.siblings)+len(w.backups) > 0 {
+		var victim backup
+		if len(w.siblings) > 0 {
+			victim, w.siblings = w.siblings[0], w.siblings[1:]
+		} else {
+			victim, w.backups = w.backups[0], w.backups[1:]
 		}
-		if err := os.Remove(filepath.Join(w.dir, v.file)); err == nil || errors.Is(err, os.ErrNotExist) {
-			total -= v.size
+		if err := os.Remove(filepath.Join(w.dir, victim.file)); err == nil || errors.Is(err, os.ErrNotExist) {
+			total -= victim.size
 		}
 	}
 }

@@ -70,8 +70,22 @@ type recorder interface {
 	// record is one CRI line: a piece of a longer line (partial) or the end
 	// of a line (without its newline).
 	record(ts []byte, s Stream, partial bool, text []byte)
+	// full is the common case made cheap: a whole line, its newline
+	// included, after a header made by fullHeader (CRI format only).
+	full(header, line []byte)
 	// lines is a run of complete lines, newlines included (raw format only).
 	lines(text []byte)
+}
+
+// fullHeader is "<ts> <stream> F ", the start of a CRI line.
+func fullHeader(dst, ts []byte, s Stream) []byte {
+	dst = append(dst[:0], ts...)
+	if s == Stderr {
+		dst = append(dst, " stderr F "...)
+	} else {
+		dst = append(dst, " stdout F "...)
+	}
+	return dst
 }
 
 // lineSplitter cuts one stream into records exactly as containerd does: a
@@ -85,6 +99,7 @@ type lineSplitter struct {
 	format  Format
 	max     int    // MaxLineSize; smaller in tests
 	pending []byte // start of a line whose end has not arrived, at most max bytes
+	header  []byte // fullHeader of the chunk being fed
 }
 
 func newLineSplitter(s Stream, f Format) *lineSplitter {
@@ -97,13 +112,18 @@ func (ls *lineSplitter) feed(ts, chunk []byte, out recorder) {
 		ls.feedRaw(ts, chunk, out)
 		return
 	}
+	ls.header = fullHeader(ls.header, ts, ls.stream)
 	for len(chunk) > 0 {
 		i := bytes.IndexByte(chunk, '\n')
 		if i < 0 {
 			ls.hold(ts, chunk, out)
 			return
 		}
-		ls.complete(ts, chunk[:i], out)
+		if len(ls.pending) == 0 && i <= ls.max {
+			out.full(ls.header, chunk[:i+1])
+		} else {
+			ls.complete(ts, chunk[:i], out)
+		}
 		chunk = chunk[i+1:]
 	}
 }

@@ -25,6 +25,13 @@ func (r *recordList) record(_ []byte, s Stream, partial bool, text []byte) {
 	r.recs = append(r.recs, recorded{s, partial, string(text)})
 }
 func (r *recordList) lines([]byte) { panic("raw runs in a CRI test") }
+func (r *recordList) full(header, line []byte) {
+	st := Stdout
+	if bytes.Contains(header, []byte(" stderr ")) {
+		st = Stderr
+	}
+	r.recs = append(r.recs, recorded{st, false, string(line[:len(line)-1])})
+}
 
 func TestLineSplitterMatchesContainerd(t *testing.T) {
 	f := func(s string) recorded { return recorded{Stdout, false, s} }

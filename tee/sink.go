@@ -234,6 +234,18 @@ func (s *sink) record(ts []byte, st Stream, partial bool, text []byte) {
 	dst[i] = '\n'
 }
 
+func (s *sink) full(header, line []byte) {
+	need := len(header) + len(line)
+	b := s.room(need)
+	if b == nil {
+		s.drop(1)
+		return
+	}
+	n := len(b.data)
+	b.data = b.data[:n+need]
+	copy(b.data[n+copy(b.data[n:], header):], line)
+}
+
 func (s *sink) lines(text []byte) {
 	for len(text) > 0 {
 		b := s.room(1)
