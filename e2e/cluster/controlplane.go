@@ -88,6 +88,7 @@ type ControlPlane struct {
 
 	opts       Options
 	createdDir bool
+	lock       *os.File
 	etcd       *process
 	apiserver  *process
 	stopped    bool
@@ -108,7 +109,7 @@ func StartControlPlane(ctx context.Context, opts Options) (*ControlPlane, error)
 	}
 	cp := &ControlPlane{Dir: opts.Dir, opts: opts, Binaries: bins}
 	if cp.Dir == "" {
-		if cp.Dir, err = os.MkdirTemp("", "fargate-otel-cluster-"); err != nil {
+		if cp.Dir, cp.lock, err = newRunDir(); err != nil {
 			return nil, err
 		}
 		cp.createdDir = true
@@ -286,8 +287,12 @@ func (cp *ControlPlane) Stop() {
 		cp.etcd.stop(10 * time.Second)
 	}
 	if cp.createdDir && !cp.opts.KeepDir {
+		_ = unmountUnder(cp.Dir)
 		_ = os.RemoveAll(cp.Dir)
+	} else if cp.createdDir {
+		_ = os.Remove(filepath.Join(cp.Dir, ownerLock))
 	}
+	release(cp.lock)
 }
 
 // Logs are the component log files, by component name.
@@ -309,7 +314,7 @@ func httpGetOK(ctx context.Context, c *http.Client, url, want string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, firstLine(body))
@@ -335,6 +340,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -94,15 +94,15 @@ func SetUpLoopback() error {
 		return err
 	}
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+		return fmt.Errorf("ip link set lo up: %w: %s", err, out)
 	}
 	out, err := exec.Command("ip", "-4", "addr", "show", "dev", "lo").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip addr show dev lo: %v: %s", err, out)
+		return fmt.Errorf("ip addr show dev lo: %w: %s", err, out)
 	}
 	if !strings.Contains(string(out), " "+NodeIP+"/32 ") {
 		if out, err := exec.Command("ip", "addr", "add", NodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			return fmt.Errorf("ip addr add %s/32 dev lo: %v: %s", NodeIP, err, out)
+			return fmt.Errorf("ip addr add %s/32 dev lo: %w: %s", NodeIP, err, out)
 		}
 	}
 	return nil

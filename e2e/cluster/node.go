@@ -15,7 +15,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -42,6 +41,7 @@ type Cluster struct {
 	state      State
 	processes  map[string]*process
 	createdDir bool
+	lock       *os.File
 	opts       Options
 	stopped    bool
 	configs    nodeConfigFiles
@@ -88,8 +88,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	createdDir := false
+	var lock *os.File
 	if opts.Dir == "" {
-		if opts.Dir, err = os.MkdirTemp("", "fargate-otel-cluster-"); err != nil {
+		if opts.Dir, lock, err = newRunDir(); err != nil {
 			return nil, err
 		}
 		createdDir = true
@@ -105,6 +106,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		ContainerdSocket: filepath.Join(dir, "containerd", "containerd.sock"),
 		processes:        map[string]*process{},
 		createdDir:       createdDir,
+		lock:             lock,
 		opts:             opts,
 	}
 	c.state = State{
@@ -139,13 +141,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	cp, err := StartControlPlane(ctx, opts)
 	c.ControlPlane = cp
 	if err != nil {
-		<-imported
-		return c, err
+		return c, errors.Join(err, <-imported)
 	}
 	cp.createdDir = false // the cluster owns the directory
 	if err := c.startNodeComponents(bins); err != nil {
-		<-imported
-		return c, err
+		return c, errors.Join(err, <-imported)
 	}
 	if err := <-imported; err != nil {
 		return c, err
@@ -209,7 +209,7 @@ func setUpNodeNetwork(serviceCIDR string) error {
 		}
 	}
 	if out, err := exec.Command("ip", "route", "replace", serviceCIDR, "dev", "lo", "src", NodeIP).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip route replace %s dev lo src %s: %v: %s", serviceCIDR, NodeIP, err, out)
+		return fmt.Errorf("ip route replace %s dev lo src %s: %w: %s", serviceCIDR, NodeIP, err, out)
 	}
 	return nil
 }
@@ -302,7 +302,7 @@ func (c *Cluster) startNodeComponents(bins Binaries) error {
 // waitReady waits for what a test needs before it creates pods.
 func (c *Cluster) waitReady(ctx context.Context, t0 time.Time) error {
 	logf := c.opts.Logf
-	waitFor := c.ControlPlane.waitFor
+	waitFor := c.waitFor
 	if err := waitFor(ctx, c.processes["kubelet"], "node "+c.NodeName+" Ready", func(ctx context.Context) error {
 		node, err := c.Client.CoreV1().Nodes().Get(ctx, c.NodeName, metav1.GetOptions{})
 		if err != nil {
@@ -367,8 +367,6 @@ func (c *Cluster) withPodDiagnostics(ctx context.Context, ns string, err error) 
 	return fmt.Errorf("%w%s", err, b.String())
 }
 
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-
 // Stop tears the cluster down: the node components, every pod's processes,
 // containerd and its shims, the control plane, the mounts under Dir (pod
 // volumes, root filesystems, pod network namespaces) and the cluster's
@@ -391,6 +389,13 @@ func (c *Cluster) Stop() error {
 	if c.createdDir && !c.opts.KeepDir && err == nil {
 		err = os.RemoveAll(c.state.Dir)
 	}
+	if c.createdDir && c.opts.KeepDir && err == nil {
+		// Stopped cleanly and kept for inspection: not a sweeper's job.
+		_ = os.Remove(filepath.Join(c.state.Dir, ownerLock))
+	}
+	// A directory left behind after an error is swept by a later Start
+	// once this process is gone.
+	release(c.lock)
 	return err
 }
 

@@ -36,8 +36,8 @@ func startProcess(dir, name, bin string, args []string, detached bool) (*process
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	fmt.Fprintf(logFile, "# %s %s\n", bin, strings.Join(args, " "))
+	defer func() { _ = logFile.Close() }()
+	_, _ = fmt.Fprintf(logFile, "# %s %s\n", bin, strings.Join(args, " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = dir

@@ -51,7 +51,7 @@ func layerEntries(t *testing.T, img v1.Image) map[string]entry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	entries := map[string]entry{}
 	tr := tar.NewReader(rc)
 	for {

@@ -27,7 +27,7 @@ func startForwarder(dir, self string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	cmd := exec.Command(self, "-dir", dir, "_forward", addrFile)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -73,13 +73,13 @@ func runForwarder(dir string, args []string) error {
 			return err
 		}
 		go func() {
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			upstream, err := dial(target)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "dial", target, err)
 				return
 			}
-			defer upstream.Close()
+			defer func() { _ = upstream.Close() }()
 			done := make(chan struct{}, 2)
 			relay := func(dst, src net.Conn) {
 				_, _ = io.Copy(dst, src)

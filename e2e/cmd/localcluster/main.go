@@ -142,7 +142,7 @@ func up(dir string) error {
 	t0 := time.Now()
 	if _, err := os.Stat(netnsPath()); err != nil {
 		if out, err := exec.Command("ip", "netns", "add", netnsName).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip netns add %s: %v: %s", netnsName, err, out)
+			return fmt.Errorf("ip netns add %s: %w: %s", netnsName, err, out)
 		}
 	}
 	self, err := os.Executable()
@@ -207,7 +207,7 @@ func status(dir string) error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bins.Kubectl, "--kubeconfig", kc, "get", "nodes", "--no-headers").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("the local cluster does not answer: %v: %s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("the local cluster does not answer: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	fmt.Printf("local cluster running: %s\n", strings.Join(strings.Fields(string(out)), " "))
 	printUsage(dir)
@@ -226,7 +226,7 @@ func down(dir string) error {
 	}
 	if _, err := os.Stat(netnsPath()); err == nil {
 		if out, err := exec.Command("ip", "netns", "delete", netnsName).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("ip netns delete %s: %v: %s", netnsName, err, out))
+			errs = append(errs, fmt.Errorf("ip netns delete %s: %w: %s", netnsName, err, out))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -256,7 +256,7 @@ func importImages(dir string, files []string) error {
 	for _, f := range files {
 		out, err := exec.Command("ctr", "--address", st.ContainerdSocket, "--namespace", "k8s.io", "images", "import", f).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("import %s: %v: %s", f, err, out)
+			return fmt.Errorf("import %s: %w: %s", f, err, out)
 		}
 		fmt.Print(string(out))
 	}

@@ -79,7 +79,7 @@ func fail(err error) {
 func serve(ctx context.Context, addr string) error {
 	host, _ := os.Hostname()
 	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "pong from %s", host)
+		_, _ = fmt.Fprintf(w, "pong from %s", host)
 	})}
 	go func() {
 		<-ctx.Done()
@@ -130,7 +130,7 @@ func fetch(ctx context.Context, c *http.Client, url, token string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
