@@ -185,12 +185,12 @@ func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.Kubele
 		p.warnf("the collector's memory limit %s is below the %dMi it needs; it may be killed", limit.String(), collectorconfig.MinMemoryLimitMiB)
 	}
 	cc := p.collectorConfig(ks, limit)
-	rendered, err := collectorconfig.Render(cc)
+	rendered, err := render(cc)
 	if err != nil && p.opts.Exporters != nil {
 		p.warnf("the exporters of annotation %s do not make a valid collector config (%v); the cluster's default exporters are used", annotations.Exporters, err)
 		p.opts.Exporters = nil
 		cc = p.collectorConfig(ks, limit)
-		rendered, err = collectorconfig.Render(cc)
+		rendered, err = render(cc)
 	}
 	if err != nil {
 		return fmt.Errorf("the collector config cannot be rendered (%w); fix the injector's configuration", err)

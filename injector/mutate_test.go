@@ -326,3 +326,31 @@ func TestStatusAnnotation(t *testing.T) {
 		t.Fatal("an injected pod was injected again")
 	}
 }
+
+// TestConcurrentMutate: the webhook calls Mutate from many goroutines; the
+// render memo must give each the same, correct config (run with -race).
+func TestConcurrentMutate(t *testing.T) {
+	want := mustJSON(t, Mutate(fargatePod("", "", nil), DefaultConfig(), nil).Pod)
+	errs := make(chan string, 16)
+	for i := 0; i < 16; i++ {
+		go func(i int) {
+			cfg := DefaultConfig()
+			if i%2 == 1 {
+				cfg.ClusterName = "other"
+			}
+			for j := 0; j < 50; j++ {
+				got := mustJSON(t, Mutate(fargatePod("", "", nil), cfg, nil).Pod)
+				if (i%2 == 0) != (got == want) {
+					errs <- "a result differs from the sequential one"
+					return
+				}
+			}
+			errs <- ""
+		}(i)
+	}
+	for i := 0; i < 16; i++ {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+}
