@@ -24,5 +24,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newInjectCommand())
 	root.AddCommand(newRenderCommand())
+	root.AddCommand(newDoctorCommand())
 	return root
 }

@@ -3,6 +3,8 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,27 @@ func TestDoctor(t *testing.T) {
 		expect(t, r, doctor.CheckStatsRequest, doctor.OK, "HTTP 200", "node-a")
 		if r.Failed() != 0 {
 			t.Fatalf("%d failed checks on a healthy cluster", r.Failed())
+		}
+	})
+
+	t.Run("the CLI", func(t *testing.T) {
+		cli := cliBinary(t)
+		doctorCLI := func(args ...string) (string, int) {
+			cmd := exec.Command(cli, append([]string{"doctor", "--kubeconfig", cp.Kubeconfig}, args...)...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				t.Fatal(err)
+			}
+			return string(out), cmd.ProcessState.ExitCode()
+		}
+		out, code := doctorCLI("-n", "shop", "--pod", "app", "--proxy-url", proxy.url)
+		if code != 0 || !strings.Contains(out, "all checks passed.") || !strings.Contains(out, "ok    stats request") {
+			t.Fatalf("fargate-otel doctor on a healthy pod: exit %d\n%s", code, out)
+		}
+		out, code = doctorCLI("-n", "plain")
+		if code != 1 || !strings.Contains(out, "fix: kubectl label namespace plain fargate-otel.io/inject=enabled") || !strings.Contains(out, "check(s) failed") {
+			t.Fatalf("fargate-otel doctor on a namespace not opted in: exit %d\n%s", code, out)
 		}
 	})
 

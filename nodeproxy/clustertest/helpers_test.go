@@ -381,3 +381,21 @@ var _ = nodeproxy.DefaultAudience
 func clientNegotiator() runtime.NegotiatedSerializer {
 	return serializer.NewCodecFactory(clientgoscheme.Scheme).WithoutConversion()
 }
+
+// cliBinary is the real fargate-otel CLI: from the Makefile
+// ($FARGATE_OTEL_CLI), else built now.
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("FARGATE_OTEL_CLI"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	out := filepath.Join(t.TempDir(), "fargate-otel")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/fargate-otel/fargate-otel/cmd/fargate-otel")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build fargate-otel (or set FARGATE_OTEL_CLI): %v\n%s", err, b)
+	}
+	return out
+}
