@@ -12,6 +12,12 @@ import (
 // at start; containerd never pulls it.
 const PauseImage = "localhost/fargate-otel-e2e/pause:v1"
 
+// RegistryHost is where a test may serve an image registry (for instance
+// go-containerregistry's pkg/registry on net.Listen("tcp", RegistryHost)):
+// containerd pulls images named RegistryHost/... from it over plain HTTP,
+// and pods reach it too, at the node's address.
+const RegistryHost = NodeIP + ":5000"
+
 type nodeConfigFiles struct {
 	containerd, kubelet, kubeProxy string
 }
@@ -129,7 +135,7 @@ func writeNodeConfigs(s State) (nodeConfigFiles, error) {
 func containerdConfig(s State) string {
 	d := filepath.Join(s.Dir, "containerd")
 	r := strings.NewReplacer("$DIR", d, "$SOCK", s.ContainerdSocket, "$PAUSE", PauseImage,
-		"$CNI_CONF", filepath.Join(s.Dir, "cni", "net.d"))
+		"$CNI_CONF", filepath.Join(s.Dir, "cni", "net.d"), "$REGISTRY", RegistryHost)
 	return r.Replace(`version = 2
 root = "$DIR/root"
 state = "$DIR/state"
@@ -169,6 +175,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "/usr/sbin/runc"
+
+  # A registry a test serves in the namespace (RegistryHost) speaks plain
+  # HTTP: images named $REGISTRY/... are pulled from it.
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REGISTRY"]
+    endpoint = ["http://$REGISTRY"]
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"

@@ -10,6 +10,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +24,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/images"
@@ -108,6 +114,16 @@ func TestSmoke(t *testing.T) {
 	t.Run("a hostNetwork pod reaches the API server through the kubernetes Service", func(t *testing.T) {
 		waitRunning(ctx, t, c, "api-hostnet")
 		waitLog(ctx, t, c, "api-hostnet", "", "GET https://10.0.0.1:443/api/v1/namespaces/"+ns+"/pods?limit=1 -> 200: ")
+	})
+	t.Run("an image is pulled from a registry in the namespace", func(t *testing.T) {
+		ref := serveRegistry(ctx, t, probe)
+		p := probePod("pulled", []string{"log", "pulled from the registry"})
+		p.Spec.Containers[0].Image, p.Spec.Containers[0].ImagePullPolicy = ref, corev1.PullAlways
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitRunning(ctx, t, c, "pulled")
+		waitLog(ctx, t, c, "pulled", "", "pulled from the registry")
 	})
 	t.Run("stats summary through the nodes proxy", func(t *testing.T) {
 		body := statsSummary(ctx, t, c)
@@ -208,6 +224,28 @@ func TestRecordedSummary(t *testing.T) {
 	if err := checkSummary(body, cluster.DefaultNodeName, ns, "echo-server"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// serveRegistry serves an in-memory registry at cluster.RegistryHost for the
+// rest of the test and pushes the probe image to it.
+func serveRegistry(ctx context.Context, t *testing.T, probe string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", cluster.RegistryHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	ref := cluster.RegistryHost + "/fargate-otel-e2e/probe:pushed"
+	img, err := images.Build(images.Spec{Binary: probe, Path: "/probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.Push(ctx, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
 
 func probePod(name string, args []string) *corev1.Pod {
