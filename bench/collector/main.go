@@ -214,10 +214,8 @@ func (p *pod) loadSummary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Recorded from a real kubelet by the e2e tests.
 	path := filepath.Join(root, "e2e", "testdata", "stats-summary.json")
-	if _, err := os.Stat(path); err != nil {
-		path = filepath.Join(root, "injector", "collectorconfig", "testdata", "stats-summary.json")
-	}
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -368,7 +366,7 @@ func (r *pipelineRun) ok() bool { return r.exactlyOnce() && r.caughtUp }
 func (r *pipelineRun) verdict() string {
 	var why []string
 	if m := r.missing(); m > 0 {
-		why = append(why, fmt.Sprintf("%d lost", m))
+		why = append(why, fmt.Sprintf("%d lost (not there a minute after the last write)", m))
 	}
 	if r.dups > 0 {
 		why = append(why, fmt.Sprintf("%d repeated", r.dups))
@@ -377,7 +375,7 @@ func (r *pipelineRun) verdict() string {
 		why = append(why, fmt.Sprintf("%d unexpected records", r.bad))
 	}
 	if !r.caughtUp {
-		why = append(why, "fell behind (not all lines within 2s of the last write)")
+		why = append(why, "fell behind (not every line within 2s of the last write)")
 	}
 	if len(why) == 0 {
 		return "ok"
@@ -422,11 +420,17 @@ func runPipeline(tee string, rate, seconds int, maxSize string, backups int) (*p
 	r.mu.Lock()
 	r.appDone = time.Now()
 	r.mu.Unlock()
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && r.missing() > 0 {
-		time.Sleep(10 * time.Millisecond)
+	// Kept up: everything arrived within 2s of the last write. If not, wait
+	// longer to tell late lines from lost ones.
+	for _, wait := range []time.Duration{2 * time.Second, time.Minute} {
+		deadline := time.Now().Add(wait)
+		for time.Now().Before(deadline) && r.missing() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if wait == 2*time.Second {
+			r.caughtUp = r.missing() == 0
+		}
 	}
-	r.caughtUp = r.missing() == 0
 	r.peakRSSMiB, _ = rss(p.collector.Pid(), "VmHWM")
 	// A clean stop drains the exporter's queue: late lines and repeats show
 	// up before the run is judged.

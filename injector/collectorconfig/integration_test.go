@@ -65,19 +65,18 @@ type summary struct {
 	} `json:"pods"`
 }
 
-// statsSummary is the /stats/summary body: recorded from a real kubelet by
-// the e2e tests when they have run, else the synthetic one under testdata.
-func statsSummary(t *testing.T) ([]byte, pod, string) {
+// statsSummary is the /stats/summary body recorded from a real kubelet by
+// the e2e tests (e2e/testdata/stats-summary.json).
+func statsSummary(t *testing.T) ([]byte, pod, int) {
 	t.Helper()
-	path := filepath.Join("testdata", "stats-summary.json")
-	if root, err := collectortest.RepoRoot(); err == nil {
-		if p := filepath.Join(root, "e2e", "testdata", "stats-summary.json"); fileExists(p) {
-			path = p
-		}
-	}
-	body, err := os.ReadFile(path)
+	root, err := collectortest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
+	}
+	path := filepath.Join(root, "e2e", "testdata", "stats-summary.json")
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the recorded kubelet stats summary: %v", err)
 	}
 	var s summary
 	if err := json.Unmarshal(body, &s); err != nil {
@@ -87,7 +86,7 @@ func statsSummary(t *testing.T) ([]byte, pod, string) {
 		t.Fatalf("%s has no node name or no pod", path)
 	}
 	p := s.Pods[0].PodRef
-	return body, pod{node: s.Node.NodeName, namespace: p.Namespace, name: p.Name, uid: p.UID}, path
+	return body, pod{node: s.Node.NodeName, namespace: p.Namespace, name: p.Name, uid: p.UID}, len(s.Pods)
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -95,17 +94,18 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // fixture is one pod: its logs volume, a fake kubelet behind a fake API
 // server path, the sink, and the rendered collector config.
 type fixture struct {
-	t        *testing.T
-	pod      pod
-	pods     string // the logs volume, seen by the collector at /var/log/pods
-	state    string // the collector's state: pods/.fargate-otel-state
-	sink     *otlpsink.Sink
-	kubelet  *kubelet
-	cfg      collectorconfig.Config
-	config   []byte
-	health   string
-	env      []string
-	runFiles map[string][]byte
+	t             *testing.T
+	pod           pod
+	podsInSummary int
+	pods          string // the logs volume, seen by the collector at /var/log/pods
+	state         string // the collector's state: pods/.fargate-otel-state
+	sink          *otlpsink.Sink
+	kubelet       *kubelet
+	cfg           collectorconfig.Config
+	config        []byte
+	health        string
+	env           []string
+	runFiles      map[string][]byte
 }
 
 type kubelet struct {
@@ -117,8 +117,8 @@ type kubelet struct {
 
 func newFixture(t *testing.T, modify func(*collectorconfig.Config)) *fixture {
 	t.Helper()
-	body, p, _ := statsSummary(t)
-	f := &fixture{t: t, pod: p}
+	body, p, n := statsSummary(t)
+	f := &fixture{t: t, pod: p, podsInSummary: n}
 	root := t.TempDir()
 	f.pods = filepath.Join(root, "pods")
 	f.state = filepath.Join(f.pods, ".fargate-otel-state")

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 )
 
 // generate is the app: GEN_LINES numbered lines on stdout and as many on
@@ -179,6 +181,7 @@ func TestLogsExactlyOnceThroughRotationAndRestart(t *testing.T) {
 	})
 	waitCheckpoint(t, f.state)
 	collector.Kill()
+	firstRun := collector
 	atKill := f.sink.LogCount()
 	backupsAtKill := countBackups(t, a.logDir)
 
@@ -202,6 +205,15 @@ func TestLogsExactlyOnceThroughRotationAndRestart(t *testing.T) {
 		len(files), countBackups(t, a.logDir)+1, countBackups(t, a.logDir), atKill, f.sink.LogCount())
 
 	checkExactlyOnce(t, f, files, lines)
+	// Rotation, the kill and the restart must not make the collector
+	// complain: the rotated files are ordinary input.
+	for _, run := range []*collectortest.Process{firstRun, collector} {
+		for _, line := range strings.Split(run.Logs(), "\n") {
+			if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
+				t.Errorf("collector: %s", line)
+			}
+		}
+	}
 }
 
 // TestLogsSurviveACrashUnderLoad: the collector is SIGKILLed at an arbitrary

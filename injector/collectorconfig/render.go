@@ -227,11 +227,13 @@ func memoryLimiter(limitMiB int) map[string]any {
 	}
 }
 
-// resource sets the pod's identity (semantic conventions) on everything,
-// OTLP from apps included. upsert: the Downward API is the truth.
+// resource adds the pod's identity (semantic conventions) to everything
+// that lacks it, OTLP from apps included. insert, not upsert: attributes
+// already there are right (file_log's come from the path, kubelet_stats
+// names each pod it reports, which matters where a node runs several pods).
 func resource(cfg Config) map[string]any {
 	attr := func(key, value string) map[string]any {
-		return map[string]any{"key": key, "value": value, "action": "upsert"}
+		return map[string]any{"key": key, "value": value, "action": "insert"}
 	}
 	attrs := []any{
 		attr("k8s.pod.name", "${env:POD_NAME}"),

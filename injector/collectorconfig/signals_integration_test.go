@@ -62,7 +62,6 @@ func TestOTLPFromTheAppGetsThePodsIdentity(t *testing.T) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "checkout")
-	rs.Resource().Attributes().PutStr("k8s.pod.name", "stale-name-from-the-app")
 	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	sp.SetName("POST /orders")
 	sp.SetTraceID(pcommon.TraceID{0xa, 1})
@@ -186,13 +185,33 @@ func TestKubeletStatsThroughNodesProxy(t *testing.T) {
 			if f.kubelet.badAuth.Load() > 0 {
 				t.Errorf("%d requests without the service account token", f.kubelet.badAuth.Load())
 			}
-			checkResource(t, "pod metric", metricWithPrefix(f, "k8s.pod.").Resource, podResource(f))
-			c := metricWithPrefix(f, "container.")
-			checkResource(t, "container metric", c.Resource, podResource(f))
-			if name := c.Resource["k8s.container.name"]; name == nil || name == "" {
-				t.Errorf("container metric without k8s.container.name: %v", c.Resource)
+			// Every pod in the summary keeps its own identity; the node's
+			// and the cluster's are added.
+			pods := map[string]bool{}
+			for _, m := range f.sink.Metrics() {
+				if !strings.HasPrefix(m.Name, "k8s.pod.") && !strings.HasPrefix(m.Name, "container.") {
+					continue
+				}
+				uid, _ := m.Resource["k8s.pod.uid"].(string)
+				pods[uid] = true
+				want := map[string]any{"k8s.node.name": f.pod.node, "k8s.cluster.name": clusterName, "cloud.platform": "aws_eks"}
+				if uid == f.pod.uid {
+					want = podResource(f)
+				}
+				checkResource(t, m.Name, m.Resource, want)
+				if strings.HasPrefix(m.Name, "container.") {
+					if name, _ := m.Resource["k8s.container.name"].(string); name == "" {
+						t.Errorf("%s without k8s.container.name: %v", m.Name, m.Resource)
+					}
+				}
 			}
-			t.Logf("%d metrics: %v", len(f.sink.Metrics()), names(f))
+			if !pods[f.pod.uid] {
+				t.Errorf("no metric of the pod %s (pods seen: %v)", f.pod.uid, pods)
+			}
+			if len(pods) != f.podsInSummary {
+				t.Errorf("metrics of %d pods, the summary has %d", len(pods), f.podsInSummary)
+			}
+			t.Logf("%d metrics of %d pods: %v", len(f.sink.Metrics()), len(pods), names(f))
 		})
 	}
 }
