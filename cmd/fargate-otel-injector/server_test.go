@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/injector/entrypoint/registrytest"
+	"github.com/fargate-otel/fargate-otel/injector/webhook"
+)
+
+// The server test runs a real kube-apiserver, which lives in a network
+// namespace of the test's own.
+func TestMain(m *testing.M) { os.Exit(cluster.RunInNetNS(m)) }
+
+// envBinary is where the Makefile puts the built server; without it the
+// test builds one.
+const envBinary = "FARGATE_OTEL_INJECTOR_BIN"
+
+func injectorBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(envBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s: %v (run `make build` or unset it to let the test build the binary)", envBinary, p, err)
+		}
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "fargate-otel-injector")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the injector: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestServerInCluster runs the binary against a real API server that calls
+// it as a mutating webhook: certificates that appear late and rotate,
+// readiness, native sidecars detected from the API server's version, an
+// entrypoint read from a registry with a pull secret, exporters from a
+// ConfigMap, warnings, metrics, JSON logs and a graceful stop on SIGTERM.
+func TestServerInCluster(t *testing.T) {
+	cp := cluster.StartControlPlaneT(t, cluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// A private registry (TLS, basic auth) with the app's image.
+	reg := registrytest.New(t, registrytest.Options{TLS: true, User: "puller", Password: "pw"})
+	image, _ := reg.Push(t, "team/app:1", registrytest.Image{Entrypoint: []string{"/usr/bin/app"}, Cmd: []string{"--serve"}})
+	dir := t.TempDir()
+	registryCA := filepath.Join(dir, "registry-ca.pem")
+	writeFile(t, registryCA, reg.CertPEM)
+
+	kube := cp.Client
+	mustCreate(t, func() error {
+		_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: "apps", Labels: map[string]string{annotations.Inject: annotations.Enabled}}}, metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(t, func() error { // no controller manager here to create it
+		_, err := kube.CoreV1().ServiceAccounts("apps").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(t, func() error {
+		_, err := kube.CoreV1().Secrets("apps").Create(ctx, reg.PullSecret("apps", "regcred", "puller", "pw"), metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(t, func() error {
+		_, err := kube.CoreV1().ConfigMaps("apps").Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "team-exporters"},
+			Data:       map[string]string{annotations.DefaultExportersKey: "- id: otlp_http/vendor\n  config:\n    endpoint: https://otlp.vendor.example.com\n"},
+		}, metav1.CreateOptions{})
+		return err
+	})
+
+	// The server, started before its certificate exists.
+	certDir := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	webhookPort, metricsPort, probePort := freePort(t), freePort(t), freePort(t)
+	logs := &syncBuffer{}
+	cmd := exec.Command(injectorBinary(t),
+		"--kubeconfig="+cp.Kubeconfig,
+		"--cert-dir="+certDir,
+		"--cert-watch-interval=500ms",
+		"--webhook-host=127.0.0.1",
+		fmt.Sprintf("--webhook-port=%d", webhookPort),
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
+		"--cluster-name=test-cluster",
+		"--tee-image=registry.example.com/fargate-otel-tee:test",
+		"--collector-image=registry.example.com/fargate-otel-collector:test",
+		"--disable-ecr",
+		"--log-level=debug",
+	)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+registryCA)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("injector logs:\n%s", logs.String())
+		}
+	})
+
+	probe := fmt.Sprintf("http://127.0.0.1:%d", probePort)
+	waitFor(t, exited, "healthz", func() bool { return httpStatus(probe+"/healthz") == http.StatusOK })
+	if code := httpStatus(probe + "/readyz"); code == http.StatusOK {
+		t.Fatal("ready without a certificate")
+	}
+
+	// The certificate appears: ready.
+	first := issue(t, cp)
+	writeCert(t, certDir, first)
+	waitFor(t, exited, "readyz", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
+
+	// The API server calls the webhook.
+	failIgnore := admissionregistrationv1.Ignore
+	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
+	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
+	timeout := int32(10)
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", webhookPort, webhook.Path)
+	mustCreate(t, func() error {
+		_, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "fargate-otel"},
+			Webhooks: []admissionregistrationv1.MutatingWebhook{{
+				Name:                    "pods.fargate-otel.io",
+				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cp.CA.CertPEM},
+				Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+				NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{annotations.Inject: annotations.Enabled}},
+				ObjectSelector:          &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: annotations.Inject, Operator: metav1.LabelSelectorOpNotIn, Values: []string{annotations.Disabled}}}},
+				FailurePolicy:           &failIgnore,
+				SideEffects:             &sideEffects,
+				ReinvocationPolicy:      &ifNeeded,
+				TimeoutSeconds:          &timeout,
+				AdmissionReviewVersions: []string{"v1"},
+			}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+
+	warnings := &warningCollector{}
+	wcfg := rest.CopyConfig(cp.Config)
+	wcfg.WarningHandler = warnings
+	client := kubernetes.NewForConfigOrDie(wcfg)
+
+	pod := fargatePod("web", image)
+	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+	pod.Annotations = map[string]string{annotations.Exporters: "team-exporters"}
+	// The webhook configuration takes a moment to reach the API server's admission chain.
+	var created *corev1.Pod
+	waitFor(t, exited, "an injected pod", func() bool {
+		p := pod.DeepCopy()
+		p.Name = fmt.Sprintf("web-%d", time.Now().UnixNano())
+		got, err := client.CoreV1().Pods("apps").Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Logf("create pod: %v", err)
+			return false
+		}
+		created = got
+		return got.Annotations[annotations.Status] != ""
+	})
+
+	sidecar := findContainer(created.Spec.InitContainers, injector.CollectorContainerName)
+	if sidecar == nil || sidecar.RestartPolicy == nil || *sidecar.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Fatalf("the collector is not a native sidecar (the API server is >= 1.29): %+v", created.Spec.InitContainers)
+	}
+	app := created.Spec.Containers[0]
+	if n := len(app.Command); n < 3 || app.Command[0] != injector.TeePath || app.Command[n-2] != "/usr/bin/app" || app.Command[n-1] != "--serve" {
+		t.Fatalf("app command %q: want the wrapper in front of the image's ENTRYPOINT and CMD", app.Command)
+	}
+	var collectorConfig string
+	for _, e := range sidecar.Env {
+		if e.Name == injector.ConfigEnv {
+			collectorConfig = e.Value
+		}
+	}
+	if !strings.Contains(collectorConfig, "otlp_http/vendor") || !strings.Contains(collectorConfig, "test-cluster") {
+		t.Errorf("collector config lacks the pod's exporter or the cluster name:\n%s", collectorConfig)
+	}
+
+	// Without the pull secret: created, left unwrapped, and told why.
+	warnings.reset()
+	bare := fargatePod("nosecret", image)
+	got, err := client.CoreV1().Pods("apps").Create(ctx, bare, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Spec.Containers[0].Command) != 0 {
+		t.Errorf("a container whose entrypoint could not be read was wrapped: %q", got.Spec.Containers[0].Command)
+	}
+	w := warnings.all()
+	if !strings.Contains(w, "imagePullSecret") || !strings.Contains(w, annotations.Command) {
+		t.Errorf("warnings to the client do not explain the unwrapped container: %q", w)
+	}
+	t.Logf("warnings for a pod without its pull secret:\n%s", w)
+
+	// Metrics on the controller-runtime endpoint.
+	metrics := httpBody(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	for _, want := range []string{
+		"fargate_otel_injector_injections_total ",
+		`fargate_otel_injector_registry_lookup_duration_seconds_count{outcome="ok"} 1`,
+		`fargate_otel_injector_registry_lookup_duration_seconds_count{outcome="unauthorized"} 1`,
+		"fargate_otel_injector_image_cache_lookups_total",
+		"fargate_otel_injector_admission_duration_seconds_count",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// The certificate rotates: the server presents the new one without a restart.
+	second := issue(t, cp)
+	writeCert(t, certDir, second)
+	waitFor(t, exited, "the rotated certificate", func() bool {
+		serial, err := servedSerial(webhookPort, cp.CA.CertPEM)
+		return err == nil && serial == second.Cert.SerialNumber.String()
+	})
+	if _, err := client.CoreV1().Pods("apps").Create(ctx, fargatePod("after-rotation", image), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// SIGTERM: a clean exit.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("no exit within 90s of SIGTERM")
+	}
+
+	// Structured logs: every line is a JSON object with a message.
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	lines := 0
+	for sc.Scan() {
+		var entry map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &entry); err != nil || entry["msg"] == nil {
+			t.Errorf("log line is not JSON with msg: %s", sc.Text())
+		}
+		lines++
+	}
+	if lines == 0 {
+		t.Error("no logs")
+	}
+}
+
+func fargatePod(name, image string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: map[string]string{injector.FargateProfileLabel: "fp-default"}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: image}},
+		},
+	}
+}
+
+func findContainer(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func issue(t *testing.T, cp *cluster.ControlPlane) *cluster.KeyPair {
+	t.Helper()
+	kp, err := cp.CA.Issue(cluster.CertSpec{CommonName: "127.0.0.1", Hosts: []string{"127.0.0.1"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// writeCert replaces the pair the way a Secret volume update does: new
+// files, then a rename, so that the server never reads half a file.
+func writeCert(t *testing.T, dir string, kp *cluster.KeyPair) {
+	t.Helper()
+	for name, data := range map[string][]byte{"tls.key": kp.KeyPEM, "tls.crt": kp.CertPEM} {
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		writeFile(t, tmp, data)
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func servedSerial(port int, caPEM []byte) (string, error) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: pool})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustCreate(t *testing.T, create func() error) {
+	t.Helper()
+	if err := create(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpStatus(url string) int {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitFor polls cond until it holds; it fails early when the server exits.
+func waitFor(t *testing.T, exited chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the injector exited (%v) while waiting for %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 90s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type warningCollector struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warningCollector) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warningCollector) reset() { w.mu.Lock(); defer w.mu.Unlock(); w.msgs = nil }
+func (w *warningCollector) all() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.msgs, "\n")
+}
