@@ -37,7 +37,7 @@ func TestWriterLeavesNoTornRecordWhenTheDiskIsFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	rec := bytes.Repeat([]byte("z"), 99)
 	rec = append(rec, '\n')
 	block := bytes.Repeat(rec, 7) // 700 bytes: full pages are crossed mid-block

@@ -196,7 +196,7 @@ func copyTruncate(src, dst string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rotate %s: %w", src, err)
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
 		return 0, fmt.Errorf("rotate %s: %w", src, err)

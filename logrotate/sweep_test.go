@@ -59,7 +59,7 @@ func TestSweepCopyTruncateKeepsTheAppsFileOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
+	defer func() { _ = app.Close() }()
 	first := bytes.Repeat([]byte("first\n"), 200)
 	if _, err := app.Write(first); err != nil {
 		t.Fatal(err)

@@ -217,7 +217,7 @@ func Install(dir string) (string, error) {
 			return "", fmt.Errorf("read my own executable: %w", err)
 		}
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }()
 	dst := filepath.Join(dir, "fargate-otel-tee")
 	tmp, err := os.CreateTemp(dir, ".fargate-otel-tee-*")
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"unsafe"
 )
 
+// epollET is EPOLLET as the unsigned flag it is (syscall declares it negative).
+const epollET = 1 << 31
+
 // readSize is how much one read takes from a stream.
 const readSize = 64 << 10
 
@@ -21,7 +24,11 @@ type source struct {
 	split  *lineSplitter
 	closed bool
 	broken bool // passing through failed: the stream ends after this read
-	isPTY  bool // the master of the command's terminal: closed by its owner
+	hot    bool // the last read filled the buffer: more may be waiting, with no new event
+	// readAhead: read in a round that epoll did not report it in; its
+	// pending event, if any, tells the arrival of data already taken.
+	readAhead bool
+	isPTY     bool // the master of the command's terminal: closed by its owner
 }
 
 // pump is the single reader of the command's streams. Reading them in one
@@ -47,15 +54,18 @@ func newPump(sources []*source, wake int, s *sink, clk *clock) (*pump, error) {
 		return nil, err
 	}
 	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
+	// Edge-triggered: a stream is reported when new data arrives, so the
+	// order of the events is the order of arrival. What a read leaves
+	// behind is remembered instead (source.hot).
 	for i, src := range sources {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(i)}
 		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, src.fd, &ev); err != nil {
 			_ = syscall.Close(ep)
 			return nil, err
 		}
 	}
 	if wake >= 0 {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: -1}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: -1}
 		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, wake, &ev); err != nil {
 			_ = syscall.Close(ep)
 			return nil, err
@@ -78,7 +88,7 @@ func (p *pump) open() int {
 // until the streams stay quiet for drainIdle (a background process of the
 // command may hold them open for ever) or drainMax has passed.
 func (p *pump) run() error {
-	defer syscall.Close(p.ep)
+	defer func() { _ = syscall.Close(p.ep) }()
 	events := make([]syscall.EpollEvent, len(p.sources)+1)
 	exited := false
 	var deadline time.Time
@@ -91,6 +101,14 @@ func (p *pump) run() error {
 			}
 			timeout = int(min(left, p.drainIdle).Milliseconds()) + 1
 		}
+		ready := p.ready[:0]
+		// Data left by the last read is older than anything new: first.
+		for _, src := range p.sources {
+			if src.hot && !src.closed {
+				ready = append(ready, src)
+				timeout = 0
+			}
+		}
 		n, err := syscall.EpollWait(p.ep, events, timeout)
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
@@ -98,10 +116,13 @@ func (p *pump) run() error {
 			}
 			return err
 		}
-		if n == 0 && exited {
+		if n == 0 && len(ready) == 0 && exited {
 			break
 		}
-		ready := p.ready[:0]
+		// Then the streams in the order their new data arrived. A stream
+		// read ahead of its event (below) has an event that tells when
+		// data we already took arrived: it goes after the others.
+		var stale []*source
 		for _, ev := range events[:n] {
 			if ev.Fd < 0 {
 				var b [8]byte
@@ -112,9 +133,23 @@ func (p *pump) run() error {
 				}
 				continue
 			}
-			ready = append(ready, p.sources[ev.Fd])
+			src := p.sources[ev.Fd]
+			switch {
+			case slices.Contains(ready, src):
+			case src.readAhead:
+				stale = append(stale, src)
+			default:
+				ready = append(ready, src)
+			}
+			src.readAhead = false
 		}
-		if len(ready) > 0 {
+		for _, src := range stale {
+			if !slices.Contains(ready, src) {
+				ready = append(ready, src)
+			}
+		}
+		reported := len(ready)
+		if reported > 0 {
 			// The other stream too: what it got since epoll answered
 			// belongs to the same span of time.
 			for _, src := range p.sources {
@@ -123,7 +158,7 @@ func (p *pump) run() error {
 				}
 			}
 		}
-		p.readRound(ready)
+		p.readRound(ready, reported)
 		if p.sink != nil {
 			p.sink.flush()
 		}
@@ -138,13 +173,13 @@ func (p *pump) run() error {
 }
 
 // readRound reads once from each ready stream, in the order in which epoll
-// reported them (the order in which they became ready), passes the chunks
-// through and frames them.
+// reported them (the order in which they became ready) and then the streams it
+// did not report, passes the chunks through and frames them.
 //
 // With two streams, how much each holds is taken first, with two calls back to
 // back, and only that much is read: the two chunks are then a snapshot of one
 // instant, and what comes later waits for the next round.
-func (p *pump) readRound(ready []*source) {
+func (p *pump) readRound(ready []*source, reported int) {
 	var chunks [2]chunk
 	var avail [2]int
 	if len(ready) == 2 {
@@ -164,6 +199,8 @@ func (p *pump) readRound(ready []*source) {
 		if data := p.read(s, buf); len(data) > 0 && n < len(chunks) {
 			chunks[n] = chunk{s, data}
 			n++
+			// Read ahead of its event: that event, when it comes, is stale.
+			s.readAhead = i >= reported
 		}
 	}
 	for _, c := range chunks[:n] {
@@ -254,8 +291,13 @@ func (p *pump) read(s *source, buf []byte) []byte {
 		return nil
 	}
 	n, err := syscall.Read(s.fd, buf)
+	s.hot = err == nil && n == readSize // a full read may have left more
 	if err != nil {
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+		if errors.Is(err, syscall.EINTR) {
+			s.hot = true
+			return nil
+		}
+		if errors.Is(err, syscall.EAGAIN) {
 			return nil
 		}
 		// EIO: the pseudo-terminal has no process left on it. Any other

@@ -135,8 +135,7 @@ func runCommand(cfg Config, sk *sink, clk *clock) int {
 		say(cfg, sk, clk, slog.LevelError, fmt.Sprintf("cannot run %q: %v", cfg.Command[0], err))
 		return 126
 	}
-	defer syscall.Close(wake[0])
-	defer syscall.Close(wake[1])
+	defer func() { _ = syscall.Close(wake[0]); _ = syscall.Close(wake[1]) }()
 
 	st, err := setUpStreams(cfg)
 	if err != nil {
@@ -279,8 +278,8 @@ func setUpStreams(cfg Config) (*streams, error) {
 		return nil, err
 	}
 	if err := syscall.Pipe2(errp[:], syscall.O_CLOEXEC); err != nil {
-		syscall.Close(out[0])
-		syscall.Close(out[1])
+		_ = syscall.Close(out[0])
+		_ = syscall.Close(out[1])
 		return nil, err
 	}
 	for _, fd := range []int{out[0], errp[0]} {

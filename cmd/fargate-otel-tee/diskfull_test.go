@@ -120,7 +120,7 @@ func TestDiskFullCostsFileLinesNeverPassthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	lines, err := crifile.Read(f)
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func runHelper(args []string) int {
 	case "tty":
 		return helperTTY()
 	}
-	fmt.Fprintf(os.Stderr, "helper: unknown role %q\n", args[0])
+	_, _ = fmt.Fprintf(os.Stderr, "helper: unknown role %q\n", args[0])
 	return 2
 }
 
@@ -90,7 +90,7 @@ func helperSeq(args []string) int {
 		if i%2 == 1 {
 			f = os.Stderr
 		}
-		fmt.Fprintf(f, "seq %d\n", i)
+		_, _ = fmt.Fprintf(f, "seq %d\n", i)
 		if spacing > 0 {
 			// Pace against the start, so that a late wake-up does not stretch the run.
 			time.Sleep(time.Until(start.Add(time.Duration(i+1) * spacing)))
@@ -219,7 +219,7 @@ func helperRate(count, perSecond string) int {
 	for i := 0; i < n; {
 		due := min(n, int(time.Since(start).Seconds()*float64(rate))+1)
 		for ; i < due; i++ {
-			fmt.Fprintf(w, "line %07d %s\n", i, pad)
+			_, _ = fmt.Fprintf(w, "line %07d %s\n", i, pad)
 		}
 		if err := w.Flush(); err != nil {
 			return 3
@@ -236,7 +236,7 @@ func helperDiskFull(count, stopFile string) int {
 	pad := strings.Repeat("d", 80)
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(w, "fast %d %s\n", i, pad)
+		_, _ = fmt.Fprintf(w, "fast %d %s\n", i, pad)
 	}
 	if w.Flush() != nil {
 		return 3
@@ -250,7 +250,7 @@ func helperDiskFull(count, stopFile string) int {
 		time.Sleep(2 * time.Millisecond)
 	}
 	for i := 0; i < 200; i++ {
-		fmt.Fprintf(w, "final %d\n", i)
+		_, _ = fmt.Fprintf(w, "final %d\n", i)
 	}
 	if w.Flush() != nil {
 		return 3

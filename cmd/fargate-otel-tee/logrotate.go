@@ -60,7 +60,7 @@ func sweep(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "fargate-otel-tee logrotate: %v\n\n", err)
+		_, _ = fmt.Fprintf(stderr, "fargate-otel-tee logrotate: %v\n\n", err)
 		sweepUsage(stderr)
 		return 2
 	}
@@ -99,7 +99,7 @@ func sweep(args []string, stdout, stderr io.Writer) int {
 }
 
 func sweepUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: fargate-otel-tee logrotate --dir DIR --budget SIZE [flags]
+	_, _ = fmt.Fprint(w, `usage: fargate-otel-tee logrotate --dir DIR --budget SIZE [flags]
 
 Rotates the log files an app writes itself under DIR (to NAME.<YYYYMMDD-HHMMSS>) and
 deletes the oldest backups so that everything under DIR stays within the budget.

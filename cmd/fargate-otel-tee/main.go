@@ -132,7 +132,7 @@ func wrap(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	cfg := tee.Config{Command: command, StdinStream: f.stream, Format: f.format, Logger: log}
 	if err != nil {
 		if len(command) == 0 {
-			fmt.Fprintf(stderr, "fargate-otel-tee: %v\n\n", err)
+			_, _ = fmt.Fprintf(stderr, "fargate-otel-tee: %v\n\n", err)
 			usage(stderr)
 			return 2
 		}
@@ -145,7 +145,7 @@ func wrap(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	if err != nil {
 		log.Warn("not writing a log file; the command's output only passes through", "reason", err)
 	} else {
-		defer w.Close()
+		defer func() { _ = w.Close() }()
 		cfg.Log = w
 	}
 	return tee.Run(cfg)
@@ -157,7 +157,7 @@ func openLog(f wrapFlags, getenv func(string) string, log *slog.Logger) (*logrot
 		err := fmt.Errorf("missing %s: pass the flags, or set %s, %s, %s and %s, or --podinfo-dir with a Downward API volume",
 			strings.Join(missing, ", "), tee.EnvNamespace, tee.EnvPod, tee.EnvPodUID, tee.EnvContainer)
 		if podinfoErr != nil {
-			err = fmt.Errorf("%w (podinfo: %v)", err, podinfoErr)
+			err = fmt.Errorf("%w (podinfo: %w)", err, podinfoErr)
 		}
 		return nil, err
 	}
@@ -174,20 +174,20 @@ func openLog(f wrapFlags, getenv func(string) string, log *slog.Logger) (*logrot
 
 func install(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: fargate-otel-tee install DIR")
+		_, _ = fmt.Fprintln(stderr, "usage: fargate-otel-tee install DIR")
 		return 2
 	}
 	path, err := tee.Install(args[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "fargate-otel-tee: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "fargate-otel-tee: %v\n", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, path)
+	_, _ = fmt.Fprintln(stdout, path)
 	return 0
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
+	_, _ = fmt.Fprint(w, `usage:
   fargate-otel-tee [flags] -- CMD [ARGS...]   run CMD; pass its output through and write it to the log file
   CMD | fargate-otel-tee [flags]              the same for stdin (--stream says which stream it is)
   fargate-otel-tee install DIR                copy this executable into DIR

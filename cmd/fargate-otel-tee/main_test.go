@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +35,7 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	// Readable by all: some tests run the wrapper as another user.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -95,8 +96,8 @@ func wrapperEnv(t *testing.T, env []string, stdin []byte, args ...string) result
 	}
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("run fargate-otel-tee: %v", err)
 		}
 		code = ee.ExitCode()
@@ -131,7 +132,7 @@ func readCRI(t *testing.T, path string) []crifile.Line {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	lines, err := crifile.Read(f)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)

@@ -51,7 +51,7 @@ func TestTTYContainerGetsATerminalAndMergedStreams(t *testing.T) {
 	t.Parallel()
 	logs := t.TempDir()
 	master, slave := openTestPTY(t)
-	defer master.Close()
+	defer func() { _ = master.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, wrapperBin, append(identity(logs), "--", os.Args[0], "tty")...)
@@ -60,7 +60,7 @@ func TestTTYContainerGetsATerminalAndMergedStreams(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	slave.Close()
+	_ = slave.Close()
 	var screen bytes.Buffer
 	done := make(chan error, 1)
 	go func() {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"syscall"
 	"testing"
@@ -16,32 +18,80 @@ import (
 	"github.com/fargate-otel/fargate-otel/tee/crifile"
 )
 
-// follower reads a log file the way the collector does: to the end, and when
-// the name points to a new file (rotation by rename), it finishes the old
-// file and then opens the new one.
+// follower reads a log file the way the collector does with the kubelet's
+// layout: it tails the file, and when the name points to a new file (rotation
+// by rename) it finishes the old one, reads the backups it has not read yet
+// (the collector includes <n>.log.* for that: a reader that falls behind by
+// more than one rotation still sees everything), and tails the new file.
+// Files are told apart by a fingerprint, as the collector does: the inode and
+// the first bytes (inodes of deleted files are reused).
 type follower struct {
-	path    string
-	f       *os.File
-	ino     uint64
-	r       *bufio.Reader
-	partial []byte // a line whose end has not been written yet
-	lines   []crifile.Line
-	files   int
+	dir, name string
+	f         *os.File
+	ino       uint64
+	r         *bufio.Reader
+	partial   []byte // a line whose end has not been written yet
+	lines     []crifile.Line
+	files     int
+	done      map[string]bool // fingerprints of the files read to their end
 }
 
-func (fl *follower) open() bool {
-	f, err := os.Open(fl.path)
+// fingerprint of an open file; "" while it is empty.
+func fingerprint(f *os.File, ino uint64) string {
+	b := make([]byte, 64)
+	n, _ := f.ReadAt(b, 0)
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d:%s", ino, b[:n])
+}
+
+func newFollower(path string) *follower {
+	return &follower{dir: filepath.Dir(path), name: filepath.Base(path), done: map[string]bool{}}
+}
+
+func (fl *follower) path() string { return filepath.Join(fl.dir, fl.name) }
+
+// openFile opens a file and says whether it is one not read yet.
+func (fl *follower) openFile(path string) bool {
+	f, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || fl.done[fingerprint(f, st.Ino)] {
 		_ = f.Close()
 		return false
 	}
 	fl.f, fl.ino, fl.r, fl.partial = f, st.Ino, bufio.NewReaderSize(f, 64<<10), nil
 	fl.files++
 	return true
+}
+
+// open starts tailing the current file.
+func (fl *follower) open() bool { return fl.openFile(fl.path()) }
+
+// finish reads the file being followed to its end and closes it.
+func (fl *follower) finish(t *testing.T) {
+	fl.drain(t)
+	if len(fl.partial) > 0 {
+		t.Fatalf("file %d ends in half a line %q", fl.files, fl.partial)
+	}
+	if fp := fingerprint(fl.f, fl.ino); fp != "" {
+		fl.done[fp] = true
+	}
+	_ = fl.f.Close()
+}
+
+// catchUp reads every backup not read yet, oldest first.
+func (fl *follower) catchUp(t *testing.T) {
+	backups, _ := filepath.Glob(fl.path() + ".????????-??????")
+	sort.Strings(backups) // kubelet-style names sort by age
+	for _, b := range backups {
+		if fl.openFile(b) {
+			fl.finish(t)
+		}
+	}
 }
 
 // drain reads every complete line available now.
@@ -73,7 +123,7 @@ func (fl *follower) drain(t *testing.T) {
 // rotated says whether the name now points to another file.
 func (fl *follower) rotated() bool {
 	var st syscall.Stat_t
-	if err := syscall.Stat(fl.path, &st); err != nil {
+	if err := syscall.Stat(fl.path(), &st); err != nil {
 		return errors.Is(err, syscall.ENOENT)
 	}
 	return st.Ino != fl.ino
@@ -85,7 +135,7 @@ func TestRotationLosesNothingForAFollowingReader(t *testing.T) {
 	logs := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	args := append(identity(logs), "--max-size", "1Mi", "--max-backups", "3", "--")
+	args := append(identity(logs), "--max-size", "1Mi", "--max-backups", "10", "--")
 	cmd := exec.CommandContext(ctx, wrapperBin, append(args, helper("rate", strconv.Itoa(total), strconv.Itoa(rate))...)...)
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
 	cmd.Stdout = io.Discard
@@ -97,16 +147,15 @@ func TestRotationLosesNothingForAFollowingReader(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	fl := &follower{path: logFile(logs, 0)}
+	fl := newFollower(logFile(logs, 0))
 	eventually(t, "the log file", fl.open)
 	var waitErr error
-	done := false
-	for !done {
+	for done := false; !done; {
 		fl.drain(t)
 		if fl.rotated() {
-			fl.drain(t) // the rest of the old file
-			_ = fl.f.Close()
-			eventually(t, "the new log file after a rotation", fl.open)
+			fl.finish(t)
+			fl.catchUp(t)
+			eventually(t, "the new log file after a rotation", func() bool { fl.catchUp(t); return fl.open() })
 			continue
 		}
 		select {
@@ -119,14 +168,12 @@ func TestRotationLosesNothingForAFollowingReader(t *testing.T) {
 	if waitErr != nil {
 		t.Fatalf("wrapper: %v\nstderr: %s", waitErr, stderr.Bytes())
 	}
-	// The wrapper is gone: read what is left, including a last rotation.
-	for fl.drain(t); fl.rotated(); fl.drain(t) {
-		_ = fl.f.Close()
-		if !fl.open() {
-			break
-		}
+	// The wrapper is gone: read what is left.
+	fl.finish(t)
+	fl.catchUp(t)
+	if fl.open() {
+		fl.finish(t)
 	}
-	_ = fl.f.Close()
 
 	seen := make([]int, total)
 	for _, l := range fl.lines {

@@ -230,7 +230,7 @@ func readCRI(path string) []crifile.Line {
 	if err != nil {
 		fail(err.Error())
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	lines, err := crifile.Read(f)
 	if err != nil {
 		fail(path + ": " + err.Error())
