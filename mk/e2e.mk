@@ -26,8 +26,8 @@ K8S_LDFLAGS := -s -w \
 
 # Debian packages the local cluster runs on (see ../shared/notes/local-kubernetes.md):
 # etcd for the API server; containerd, runc and the CNI plugins for the kubelet;
-# iptables for kube-proxy and the netns plumbing.
-E2E_APT_PACKAGES := etcd-server containerd runc containernetworking-plugins iptables
+# iptables for kube-proxy; iproute2 (ip) for the netns plumbing.
+E2E_APT_PACKAGES := etcd-server containerd runc containernetworking-plugins iptables iproute2
 
 # The harness (e2e/cluster) finds everything through these; a test run outside
 # make falls back to `make -C <root> k8s-bins` and `make k8s-bin-dir`.

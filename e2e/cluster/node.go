@@ -59,8 +59,8 @@ type State struct {
 	// NetNS is the named network namespace (/run/netns/<NetNS>) of a
 	// persistent cluster; empty for a test's anonymous one.
 	NetNS string `json:"netns,omitempty"`
-	// Forward is the host loopback address forwarded to the API server.
-	Forward string `json:"forward,omitempty"`
+	// MasqueradeAll is kube-proxy's choice when bridge netfilter is missing.
+	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
 }
 
 // Node components, in start order; Stop stops them in reverse.
@@ -121,9 +121,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return c, err
 	}
 	t0 := time.Now()
-	if err := setUpNodeNetwork(opts.ServiceCIDR); err != nil {
+	bridgeNetfilter, err := setUpNodeNetwork(opts.ServiceCIDR, opts.Logf)
+	if err != nil {
 		return c, err
 	}
+	c.state.MasqueradeAll = !bridgeNetfilter
 	if err := createCgroupRoot(c.state.CgroupRoot); err != nil {
 		return c, err
 	}
@@ -191,27 +193,33 @@ func ReadState(dir string) (State, error) {
 	return s, nil
 }
 
-// setUpNodeNetwork prepares the namespace for pods and Services: forwarding
-// and bridge netfilter (so that kube-proxy's rules see traffic between pods
-// on the bridge), and a route for the Service range so that hostNetwork
-// processes can connect to ClusterIPs (kube-proxy rewrites the destination).
-// All of it is per network namespace.
-func setUpNodeNetwork(serviceCIDR string) error {
+// setUpNodeNetwork prepares the namespace for pods and Services: forwarding,
+// bridge netfilter (so that traffic between two pods on the bridge passes
+// kube-proxy's NAT rules both ways), and a route for the Service range so
+// that hostNetwork processes can connect to ClusterIPs (kube-proxy rewrites
+// the destination). All of it is per network namespace. Without the
+// br_netfilter module it reports false, and kube-proxy then masquerades all
+// Service traffic instead, so that replies come back through the node.
+func setUpNodeNetwork(serviceCIDR string, logf func(string, ...any)) (bridgeNetfilter bool, err error) {
 	if err := RequirePrivateNetNS(); err != nil {
-		return err
+		return false, err
 	}
-	for key, value := range map[string]string{
-		"net/ipv4/ip_forward":                "1",
-		"net/bridge/bridge-nf-call-iptables": "1",
-	} {
-		if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s=%s (br_netfilter must be loaded for the bridge key): %w", key, value, err)
-		}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		return false, fmt.Errorf("sysctl net.ipv4.ip_forward=1: %w", err)
+	}
+	const brKey = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	if _, err := os.Stat(brKey); err != nil {
+		_ = exec.Command("modprobe", "br_netfilter").Run()
+	}
+	if err := os.WriteFile(brKey, []byte("1"), 0o644); err != nil {
+		logf("no bridge netfilter (%v): kube-proxy will masquerade all Service traffic", err)
+	} else {
+		bridgeNetfilter = true
 	}
 	if out, err := exec.Command("ip", "route", "replace", serviceCIDR, "dev", "lo", "src", NodeIP).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip route replace %s dev lo src %s: %w: %s", serviceCIDR, NodeIP, err, out)
+		return false, fmt.Errorf("ip route replace %s dev lo src %s: %w: %s", serviceCIDR, NodeIP, err, out)
 	}
-	return nil
+	return bridgeNetfilter, nil
 }
 
 func (c *Cluster) startNodeComponents(bins Binaries) error {

@@ -91,7 +91,7 @@ func writeNodeConfigs(s State) (nodeConfigFiles, error) {
 		"conntrack": map[string]any{
 			"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s",
 		},
-		"iptables": map[string]any{"localhostNodePorts": false, "masqueradeAll": false, "minSyncPeriod": "0s", "syncPeriod": "30s"},
+		"iptables": map[string]any{"localhostNodePorts": false, "masqueradeAll": s.MasqueradeAll, "minSyncPeriod": "0s", "syncPeriod": "30s"},
 	}
 	cni := map[string]any{
 		"cniVersion": "0.4.0",
