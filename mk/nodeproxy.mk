@@ -23,4 +23,4 @@ BENCH_TARGETS += bench-nodeproxy
 .PHONY: bench-nodeproxy
 bench-nodeproxy: ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers
 	$(GO) run ./bench/nodeproxy $(NODEPROXY_BENCH_FLAGS)
-	$(GO) run ./bench/nodeproxy -upstream-latency 2ms -callers 0 $(NODEPROXY_BENCH_FLAGS)
+	$(GO) run ./bench/nodeproxy -upstream static -callers 0 $(NODEPROXY_BENCH_FLAGS)
