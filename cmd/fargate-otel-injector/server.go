@@ -26,6 +26,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint"
 	"github.com/fargate-otel/fargate-otel/injector/webhook"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
 )
 
 // Name is the manager's name: event source, leader election ID.
@@ -116,8 +117,12 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 // cfg.KubeletStats.NodeProxy names the CA ConfigMap to publish). RBAC for
 // what they watch goes into the chart.
 func setupControllers(mgr manager.Manager, cfg injector.Config) error {
-	_, _ = mgr, cfg
-	return nil
+	// kubelet stats: the proxy's CA in opted-in namespaces (mode proxy),
+	// the one binding of mode direct (see nodeproxy/rbac for the RBAC).
+	return controllers.Setup(mgr, controllers.Config{
+		Mode:        string(cfg.KubeletStats.Mode),
+		CAConfigMap: cfg.KubeletStats.NodeProxy.CAConfigMap,
+	})
 }
 
 // newHandler wires the webhook: image look-ups with pull secrets read through

@@ -116,8 +116,8 @@ func TestStripPodKeepsOnlyWhatIsRead(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := Config{Mode: "proxy"}
-	if err := c.defaults(); err == nil {
-		t.Error("mode proxy without a CA file accepted")
+	if err := c.defaults(); err != nil || c.CAFile != DefaultCAFile {
+		t.Errorf("mode proxy: CA file %q, %v; want the default", c.CAFile, err)
 	}
 	c = Config{Mode: "sideways"}
 	if err := c.defaults(); err == nil {

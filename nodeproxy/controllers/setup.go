@@ -14,7 +14,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,12 +36,16 @@ const (
 	ModeOff    = "off"
 )
 
+// DefaultCAFile is where the chart mounts the proxy's CA into the injector
+// (key ca.crt of the Secret fargate-otel-nodeproxy-tls).
+const DefaultCAFile = "/etc/fargate-otel/nodeproxy-ca/ca.crt"
+
 // Config of the controllers. Zero values take the defaults.
 type Config struct {
 	// Mode is proxy, direct or off.
 	Mode string
-	// CAFile is the proxy's CA bundle (PEM), e.g. key ca.crt of the proxy's
-	// TLS Secret mounted into the injector. Required in mode proxy.
+	// CAFile is the proxy's CA bundle (PEM): key ca.crt of the proxy's TLS
+	// Secret mounted into the injector (default DefaultCAFile).
 	CAFile string
 	// CAConfigMap is the ConfigMap published in opted-in namespaces
 	// (default fargate-otel-nodeproxy-ca).
@@ -86,12 +89,11 @@ func (c *Config) defaults() error {
 	if c.CAPollInterval <= 0 {
 		c.CAPollInterval = 10 * time.Second
 	}
+	if c.CAFile == "" {
+		c.CAFile = DefaultCAFile
+	}
 	switch c.Mode {
-	case ModeProxy:
-		if c.CAFile == "" {
-			return errors.New("nodeproxy controllers: mode proxy needs the proxy's CA file (mount key ca.crt of the fargate-otel-nodeproxy-tls Secret)")
-		}
-	case ModeDirect, ModeOff:
+	case ModeProxy, ModeDirect, ModeOff:
 	default:
 		return fmt.Errorf("nodeproxy controllers: mode %q is not proxy, direct or off", c.Mode)
 	}
