@@ -43,8 +43,6 @@ type ServerOptions struct {
 	// UpstreamTimeout bounds one forwarded request.
 	UpstreamTimeout time.Duration
 	Logger          *slog.Logger
-	// Ready, when set, receives the proxy's address once it serves (tests).
-	Ready func(proxyAddr, probeAddr net.Addr)
 }
 
 // Run serves the proxy with the credentials in restCfg until ctx ends.
@@ -142,14 +140,12 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 
 	var probe *http.Server
-	var probeAddr net.Addr
 	if o.ProbeListen != "" {
 		pln, err := net.Listen("tcp", o.ProbeListen)
 		if err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("listen on %s: %w", o.ProbeListen, err)
 		}
-		probeAddr = pln.Addr()
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -169,9 +165,6 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 		go func() { errc <- probe.Serve(pln) }()
 	}
 	log.Info("serving", "listen", ln.Addr().String(), "probes", o.ProbeListen, "audience", o.Audience, "apiserver", upstream.Host)
-	if o.Ready != nil {
-		o.Ready(ln.Addr(), probeAddr)
-	}
 
 	select {
 	case <-ctx.Done():
