@@ -61,6 +61,9 @@ type State struct {
 	NetNS string `json:"netns,omitempty"`
 	// MasqueradeAll is kube-proxy's choice when bridge netfilter is missing.
 	MasqueradeAll bool `json:"masqueradeAll,omitempty"`
+	// Kubelet is the kubelet binary; teardown restores the kernel settings
+	// it changed once no process runs it.
+	Kubelet string `json:"kubelet"`
 }
 
 // Node components, in start order; Stop stops them in reverse.
@@ -116,6 +119,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		CNINetwork:       "fargate-otel-e2e-" + id,
 		ContainerdSocket: c.ContainerdSocket,
 		APIServerPort:    opts.APIServerPort,
+		Kubelet:          bins.Kubelet,
 	}
 	if err := WriteState(c.state); err != nil {
 		return c, err
@@ -146,6 +150,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return c, errors.Join(err, <-imported)
 	}
 	cp.createdDir = false // the cluster owns the directory
+	if err := saveHostSysctls(); err != nil {
+		return c, errors.Join(fmt.Errorf("record the kernel settings the kubelet changes: %w", err), <-imported)
+	}
 	if err := c.startNodeComponents(bins); err != nil {
 		return c, errors.Join(err, <-imported)
 	}
@@ -454,6 +461,11 @@ func teardown(s State, procs map[string]*process) error {
 	}
 	if s.CNINetwork != "" {
 		removeCNICache(s)
+	}
+	if s.Kubelet != "" {
+		if err := restoreHostSysctls(s.Kubelet); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
