@@ -45,6 +45,13 @@ func saveHostSysctls() error {
 		if _, err := os.Stat(snapshot); err == nil {
 			return nil
 		}
+		// The kubelet also creates /var/lib/kubelet/device-plugins, a path
+		// it does not take from --root-dir.
+		if _, err := os.Stat(varLibKubelet); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(createdMarker(), nil, 0o644); err != nil {
+				return err
+			}
+		}
 		values := map[string]string{}
 		for _, key := range kubeletSysctls {
 			v, err := os.ReadFile("/proc/sys/" + key)
@@ -88,12 +95,21 @@ func restoreHostSysctls(kubelet string) error {
 				errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", key, v, err))
 			}
 		}
+		if _, err := os.Stat(createdMarker()); err == nil {
+			_ = os.RemoveAll(filepath.Join(varLibKubelet, "device-plugins"))
+			_ = os.Remove(varLibKubelet) // only if nothing else is in it
+			_ = os.Remove(createdMarker())
+		}
 		if len(errs) == 0 {
 			errs = append(errs, os.Remove(snapshot))
 		}
 		return errors.Join(errs...)
 	})
 }
+
+const varLibKubelet = "/var/lib/kubelet"
+
+func createdMarker() string { return filepath.Join(sysctlStateDir, "created-var-lib-kubelet") }
 
 func anyProcessRuns(bin string) bool {
 	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
