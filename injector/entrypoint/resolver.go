@@ -193,28 +193,39 @@ func (r *Resolver) Budget() time.Duration { return r.budget }
 
 // Resolve looks up every requested image concurrently, within the budget,
 // with the pod's credentials. Every distinct image of reqs gets an entry.
+// Answers in the caches cost no goroutine and no timer.
 func (r *Resolver) Resolve(ctx context.Context, reqs []injector.ImageRequest, creds Credentials) injector.Images {
-	images := injector.Images{}
-	if len(reqs) == 0 {
+	images := make(injector.Images, len(reqs))
+	var misses []probe
+	for _, req := range reqs {
+		if _, seen := images[req.Image]; seen || slices.ContainsFunc(misses, func(p probe) bool { return p.image == req.Image }) {
+			continue
+		}
+		p := r.fromCache(req.Image, creds)
+		if p.done {
+			images[req.Image] = injector.ImageLookup{Config: p.cfg, Err: p.err}
+			continue
+		}
+		misses = append(misses, p)
+	}
+	if len(misses) == 0 {
 		return images
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.budget)
 	defer cancel()
-
-	var distinct []string
-	for _, req := range reqs {
-		if !slices.Contains(distinct, req.Image) {
-			distinct = append(distinct, req.Image)
-		}
+	if len(misses) == 1 {
+		cfg, err := r.fly(ctx, misses[0], creds)
+		images[misses[0].image] = injector.ImageLookup{Config: cfg, Err: err}
+		return images
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, image := range distinct {
+	for _, p := range misses {
 		wg.Go(func() {
-			cfg, err := r.Lookup(ctx, image, creds)
+			cfg, err := r.fly(ctx, p, creds)
 			mu.Lock()
 			defer mu.Unlock()
-			images[image] = injector.ImageLookup{Config: cfg, Err: err}
+			images[p.image] = injector.ImageLookup{Config: cfg, Err: err}
 		})
 	}
 	wg.Wait()
@@ -224,39 +235,68 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []injector.ImageRequest, cr
 // Lookup returns the config of one image, within the budget. Errors are
 // *Error: they say what failed and what the user can do about it.
 func (r *Resolver) Lookup(ctx context.Context, image string, creds Credentials) (*injector.ImageConfig, error) {
+	p := r.fromCache(image, creds)
+	if p.done {
+		return p.cfg, p.err
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.budget)
 	defer cancel()
+	return r.fly(ctx, p, creds)
+}
+
+// probe is what the caches say about one image: the answer (done), or
+// what a registry look-up can start from.
+type probe struct {
+	image   string
+	ref     name.Reference
+	failKey string
+	digest  v1.Hash
+	known   bool // digest is known: only the config is missing
+
+	done bool
+	cfg  *injector.ImageConfig
+	err  error
+}
+
+func (r *Resolver) fromCache(image string, creds Credentials) probe {
+	p := probe{image: image}
 	ref, err := r.parse(image)
 	if err != nil {
-		return nil, err
+		p.done, p.err = true, err
+		return p
 	}
-	failKey := ref.Name() + "|" + creds.key()
-	if v, ok := r.failures.Get(failKey); ok {
+	p.ref = ref
+	p.failKey = ref.Name() + "|" + creds.key()
+	if v, ok := r.failures.Get(p.failKey); ok {
 		r.observer.CacheLookup("negative", true)
-		return nil, v.(*Error)
+		p.done, p.err = true, v.(*Error)
+		return p
 	}
 	r.observer.CacheLookup("negative", false)
-
-	// Fast path: everything cached, no goroutine, no flight.
-	digest, known := r.cachedDigest(ref, creds)
-	if known {
-		if cfg, ok := r.cachedConfig(digest); ok {
-			return cfg, nil
+	p.digest, p.known = r.cachedDigest(ref, creds)
+	if p.known {
+		if cfg, ok := r.cachedConfig(p.digest); ok {
+			p.done, p.cfg = true, cfg
 		}
 	}
+	return p
+}
 
-	ch := r.flights.DoChan(failKey, func() (any, error) {
+// fly asks the registry, one flight per image and credentials: concurrent
+// callers share it.
+func (r *Resolver) fly(ctx context.Context, p probe, creds Credentials) (*injector.ImageConfig, error) {
+	ch := r.flights.DoChan(p.failKey, func() (any, error) {
 		// Detached from the caller: the look-up finishes (within
 		// FetchTimeout) even when the pod that started it has given up, so
 		// that the next pod finds the answer in the cache.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.fetchTimeout)
 		defer cancel()
 		start := time.Now()
-		cfg, err := r.fetch(fctx, ref, digest, known, creds)
+		cfg, err := r.fetch(fctx, p.ref, p.digest, p.known, creds)
 		if err != nil {
-			e := classify(image, ref, err, r.fetchTimeout, r.platform.String())
+			e := classify(p.image, p.ref, err, r.fetchTimeout, r.platform.String())
 			r.observer.RegistryLookup(time.Since(start), string(e.Reason))
-			r.failures.Add(failKey, e, r.negativeTTL)
+			r.failures.Add(p.failKey, e, r.negativeTTL)
 			return nil, e
 		}
 		r.observer.RegistryLookup(time.Since(start), "ok")
@@ -269,7 +309,7 @@ func (r *Resolver) Lookup(ctx context.Context, image string, creds Credentials) 
 		}
 		return res.Val.(*injector.ImageConfig), nil
 	case <-ctx.Done():
-		return nil, budgetError(image, ref, ctx.Err(), r.budget)
+		return nil, budgetError(p.image, p.ref, ctx.Err(), r.budget)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint"
@@ -118,7 +119,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		return admission.Allowed("fargate-otel injects pods at creation only")
 	}
 	pod := &corev1.Pod{}
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+	// Case-sensitive, as the API server decodes: "Metadata" is not "metadata".
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
 		return h.failOpen(req, nil, causeDecode, fmt.Errorf("the pod could not be decoded: %w", err))
 	}
 	namespace := cmp.Or(pod.Namespace, req.Namespace)

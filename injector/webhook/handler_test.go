@@ -474,10 +474,16 @@ func TestFailOpenOnPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ar admissionv1.AdmissionReview
-	_ = json.Unmarshal(review, &ar)
+	if err := json.Unmarshal(review.Body, &ar); err != nil {
+		t.Fatal(err)
+	}
 	dry := true
 	ar.Request.DryRun = &dry
-	if _, err := h.srv.Post(context.Background(), webhook.Path, mustJSON(t, ar)); err != nil {
+	dryReview, err := webhooktest.Encode(ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.srv.Post(context.Background(), webhook.Path, dryReview); err != nil {
 		t.Fatal(err)
 	}
 	if h.events.count() != n {

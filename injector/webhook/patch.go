@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -11,26 +12,222 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 )
 
-// patchResponse answers with the JSON patch from the API server's bytes
-// (raw) to the mutated pod.
+// patchResponse answers with a JSON patch from the API server's bytes (raw)
+// to the mutated pod. Two ways, the first when it is safe:
 //
-// admission.PatchResponseFromRaw diffs arrays index by index and diffs raw
-// against our re-encoding of the pod. Both can produce "remove" operations
-// that Mutate never meant (it only adds): an element inserted before a
-// user's init container shifts it, and a field this k8s.io/api does not
-// know (a newer API server) is missing from our encoding. So when its patch
-// removes anything:
+//   - sections: each member of metadata and spec that Mutate changed is
+//     replaced whole ("add" on an object member replaces it), its value
+//     encoded straight from the typed pod. It is safe when raw holds exactly
+//     what our k8s.io/api encodes for every member replaced (nothing
+//     unknown to lose), and cheap: no generic JSON trees, no diff walk.
+//   - exact: otherwise, see exactPatch.
+func patchResponse(raw []byte, original, mutated *corev1.Pod) (admission.Response, error) {
+	patch, ok, err := sectionPatch(raw, original, mutated)
+	if err != nil {
+		return admission.Response{}, err
+	}
+	if !ok {
+		return exactPatch(raw, original, mutated)
+	}
+	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
+	if patch != nil {
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+	}
+	return resp, nil
+}
+
+// sectionPatch returns the JSON patch replacing the changed members of
+// metadata and spec (nil when nothing changed), or ok=false when that would
+// lose something raw has.
+func sectionPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok bool, err error) {
+	if !apiequality.Semantic.DeepEqual(original.TypeMeta, mutated.TypeMeta) ||
+		!apiequality.Semantic.DeepEqual(original.Status, mutated.Status) {
+		return nil, false, nil
+	}
+	var top struct {
+		Metadata map[string]json.RawMessage `json:"metadata"`
+		Spec     map[string]json.RawMessage `json:"spec"`
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &top); err != nil {
+		return nil, false, fmt.Errorf("decode the pod's sections: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(4 * len(raw))
+	for _, sec := range []struct {
+		name          string
+		raw           map[string]json.RawMessage
+		members       []member
+		before, after reflect.Value
+	}{
+		{"metadata", top.Metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()},
+		{"spec", top.Spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem()},
+	} {
+		if sec.raw == nil {
+			return nil, false, nil // no such section in raw: let the exact diff say what to do
+		}
+		for _, m := range sec.members {
+			before, after := sec.before.Field(m.index), sec.after.Field(m.index)
+			if reflect.DeepEqual(before.Interface(), after.Interface()) {
+				continue // untouched: raw keeps it as it is, known or not
+			}
+			path := "/" + sec.name + "/" + escape(m.name)
+			r, inRaw := sec.raw[m.name]
+			if inRaw {
+				// Replace only what raw says exactly as our types say it.
+				was, err := m.encode(before)
+				if err != nil {
+					return nil, false, err
+				}
+				if !sameJSON(r, was) {
+					return nil, false, nil
+				}
+			}
+			now, err := m.encode(after)
+			if err != nil {
+				return nil, false, err
+			}
+			switch {
+			case now != nil:
+				writeOp(&buf, "add", path, now) // "add" replaces an existing member
+			case inRaw:
+				writeOp(&buf, "remove", path, nil)
+			}
+		}
+	}
+	if buf.Len() == 0 {
+		return nil, true, nil
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), true, nil
+}
+
+// sameJSON: equal bytes (what an API server of our version sends), else
+// equal values (another key order or spacing).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	var av, bv any
+	if json.Unmarshal(a, &av) != nil || json.Unmarshal(b, &bv) != nil {
+		return false
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
+// member is one JSON member of a struct, as encoding/json writes it.
+type member struct {
+	index               int
+	name                string
+	omitEmpty, omitZero bool
+}
+
+var (
+	objectMetaMembers = structMembers(reflect.TypeFor[metav1.ObjectMeta]())
+	podSpecMembers    = structMembers(reflect.TypeFor[corev1.PodSpec]())
+)
+
+func structMembers(t reflect.Type) []member {
+	var ms []member
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		if f.Anonymous {
+			panic(fmt.Sprintf("%s.%s is embedded: member encoding does not handle it", t, f.Name))
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		m := member{index: i, name: name}
+		for o := range strings.SplitSeq(opts, ",") {
+			m.omitEmpty = m.omitEmpty || o == "omitempty"
+			m.omitZero = m.omitZero || o == "omitzero"
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// encode is the member's JSON as encoding/json writes it in its struct, nil
+// when the member is left out (omitempty, omitzero).
+func (m member) encode(v reflect.Value) (json.RawMessage, error) {
+	if m.omitZero && isZero(v) || m.omitEmpty && isEmpty(v) {
+		return nil, nil
+	}
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.name, err)
+	}
+	return b, nil
+}
+
+func isZero(v reflect.Value) bool {
+	if z, ok := v.Interface().(interface{ IsZero() bool }); ok && !(v.Kind() == reflect.Pointer && v.IsNil()) {
+		return z.IsZero()
+	}
+	if v.CanAddr() {
+		if z, ok := v.Addr().Interface().(interface{ IsZero() bool }); ok {
+			return z.IsZero()
+		}
+	}
+	return v.IsZero()
+}
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
+func writeOp(buf *bytes.Buffer, op, path string, value json.RawMessage) {
+	if buf.Len() == 0 {
+		buf.WriteByte('[')
+	} else {
+		buf.WriteByte(',')
+	}
+	p, _ := json.Marshal(path)
+	fmt.Fprintf(buf, `{"op":%q,"path":%s`, op, p)
+	if value != nil {
+		buf.WriteString(`,"value":`)
+		buf.Write(value)
+	}
+	buf.WriteByte('}')
+}
+
+// exactPatch is the fine-grained patch: admission.PatchResponseFromRaw, with
+// two corrections. It diffs arrays index by index and diffs raw against our
+// re-encoding of the pod; both can produce "remove" operations that Mutate
+// never meant (it only adds): an element inserted before a user's init
+// container shifts it, and a field this k8s.io/api does not know (a newer
+// API server) is missing from our encoding. So when its patch removes
+// anything:
 //   - if raw has fields our encoding drops, the mutation is replayed onto raw
 //     itself (a strategic merge patch from the decoded pod to the mutated
 //     one, applied to raw), which keeps them;
 //   - the patch is computed with arrays matched by their elements' names
 //     (a changed list of containers, volumes or env vars is replaced as a
 //     whole), so that nothing shifts.
-func patchResponse(raw []byte, original, mutated *corev1.Pod) (admission.Response, error) {
+func exactPatch(raw []byte, original, mutated *corev1.Pod) (admission.Response, error) {
 	mutatedJSON, err := json.Marshal(mutated)
 	if err != nil {
 		return admission.Response{}, fmt.Errorf("encode the mutated pod: %w", err)
@@ -150,7 +347,7 @@ func identity(v any) string {
 	return ""
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

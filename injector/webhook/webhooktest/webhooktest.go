@@ -21,11 +21,14 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint/registrytest"
 )
 
@@ -115,17 +118,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Review is an AdmissionReview request as the API server sends it.
+type Review struct {
+	Body []byte
+	UID  types.UID
+}
+
 // Request builds the AdmissionReview the API server sends for a pod.
-func Request(op admissionv1.Operation, namespace string, pod *corev1.Pod) ([]byte, error) {
+func Request(op admissionv1.Operation, namespace string, pod *corev1.Pod) (Review, error) {
 	raw, err := json.Marshal(pod)
 	if err != nil {
-		return nil, err
+		return Review{}, err
 	}
 	return RequestRaw(op, namespace, raw)
 }
 
 // RequestRaw is Request for a pod given as JSON, exactly as sent.
-func RequestRaw(op admissionv1.Operation, namespace string, podJSON []byte) ([]byte, error) {
+func RequestRaw(op admissionv1.Operation, namespace string, podJSON []byte) (Review, error) {
 	review := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{
@@ -141,13 +150,22 @@ func RequestRaw(op admissionv1.Operation, namespace string, podJSON []byte) ([]b
 	if op == admissionv1.Update {
 		review.Request.OldObject.Raw = podJSON
 	}
-	return json.Marshal(review)
+	return Encode(review)
+}
+
+// Encode turns an AdmissionReview into a Review.
+func Encode(review admissionv1.AdmissionReview) (Review, error) {
+	body, err := json.Marshal(review)
+	if err != nil {
+		return Review{}, err
+	}
+	return Review{Body: body, UID: review.Request.UID}, nil
 }
 
 // Post sends an AdmissionReview to path and returns the response, checking
-// that it answers the request (same UID).
-func (s *Server) Post(ctx context.Context, path string, review []byte) (*admissionv1.AdmissionResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.BaseURL+path, bytes.NewReader(review))
+// that it is an AdmissionReview v1 answering the request (same UID).
+func (s *Server) Post(ctx context.Context, path string, review Review) (*admissionv1.AdmissionResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.BaseURL+path, bytes.NewReader(review.Body))
 	if err != nil {
 		return nil, err
 	}
@@ -164,18 +182,71 @@ func (s *Server) Post(ctx context.Context, path string, review []byte) (*admissi
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("webhook answered %s: %s", resp.Status, body)
 	}
-	var in, out admissionv1.AdmissionReview
-	if err := json.Unmarshal(review, &in); err != nil {
-		return nil, err
-	}
+	var out admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, fmt.Errorf("decode the AdmissionReview answer: %w", err)
 	}
 	if out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" || out.Response == nil {
 		return nil, fmt.Errorf("not an AdmissionReview v1 response: %s", body)
 	}
-	if out.Response.UID != in.Request.UID {
-		return nil, fmt.Errorf("response UID %q does not match request UID %q", out.Response.UID, in.Request.UID)
+	if out.Response.UID != review.UID {
+		return nil, fmt.Errorf("response UID %q does not match request UID %q", out.Response.UID, review.UID)
 	}
 	return out.Response, nil
+}
+
+// DeploymentPod is a typical Deployment pod on Fargate (two containers,
+// env, probes, mounts, requests), with or without command.
+func DeploymentPod(image string, command bool) *corev1.Pod {
+	controller := true
+	app := corev1.Container{
+		Name: "app", Image: image,
+		Args:  []string{"--port=8080", "--log-level=info"},
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+		Env: []corev1.EnvVar{
+			{Name: "APP_ENV", Value: "production"},
+			{Name: "DB_HOST", Value: "db.apps.svc.cluster.local"},
+			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		},
+		ReadinessProbe:         &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("http")}}, PeriodSeconds: 5},
+		LivenessProbe:          &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/live", Port: intstr.FromString("http")}}, PeriodSeconds: 10},
+		VolumeMounts:           []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}, {Name: "kube-api-access-abcde", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}},
+		TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+	}
+	if command {
+		app.Command = []string{"/usr/bin/app"}
+	}
+	worker := app.DeepCopy()
+	worker.Name, worker.Ports, worker.ReadinessProbe, worker.LivenessProbe = "worker", nil, nil, nil
+	worker.Command = []string{"/usr/bin/worker"}
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "web-7d9c5b6f4-", Namespace: "apps",
+			Labels: map[string]string{"app": "web", "pod-template-hash": "7d9c5b6f4", injector.FargateProfileLabel: "fp-default"},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9c5b6f4", UID: "6f1c1f0e-8f3e-4c38-9b1e-1d2f3a4b5c6d", Controller: &controller,
+			}},
+		},
+		Spec: corev1.PodSpec{
+			Containers:                    []corev1.Container{app, *worker},
+			ServiceAccountName:            "web",
+			SchedulerName:                 injector.FargateScheduler,
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			DNSPolicy:                     corev1.DNSClusterFirst,
+			TerminationGracePeriodSeconds: func() *int64 { v := int64(30); return &v }(),
+			Volumes: []corev1.Volume{
+				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}}}},
+				{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+				}}}},
+			},
+			Tolerations: []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}},
+		},
+	}
 }
