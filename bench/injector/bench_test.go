@@ -163,7 +163,7 @@ func load(b *testing.B, srv *webhooktest.Server, tg *target, n, concurrency int)
 				resp, err := srv.Post(context.Background(), tg.path, tg.review)
 				d := time.Since(t)
 				if err != nil || !resp.Allowed {
-					errs <- fmt.Errorf("%s: %v", tg.name, err)
+					errs <- fmt.Errorf("%s: %w", tg.name, err)
 					return
 				}
 				local = append(local, d)
@@ -185,9 +185,9 @@ func load(b *testing.B, srv *webhooktest.Server, tg *target, n, concurrency int)
 func report(b *testing.B, targets []*target, concurrency, rounds, perRound int) {
 	ref := summarize(targets[0])
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "\nwebhook round trip over HTTPS (controller-runtime webhook server, loopback), %d concurrent clients, %d requests per handler in %d interleaved rounds, one process\n",
+	_, _ = fmt.Fprintf(w, "\nwebhook round trip over HTTPS (controller-runtime webhook server, loopback), %d concurrent clients, %d requests per handler in %d interleaved rounds, one process\n",
 		concurrency, rounds*perRound, rounds)
-	fmt.Fprintln(w, "handler\tp50\tp99\tmean\treq/s\tmean ratio\tp50 ratio\tp99 ratio\tgoals (ratio <= 1.5x, p99 < 20ms)")
+	_, _ = fmt.Fprintln(w, "handler\tp50\tp99\tmean\treq/s\tmean ratio\tp50 ratio\tp99 ratio\tgoals (ratio <= 1.5x, p99 < 20ms)")
 	for i, tg := range targets {
 		s := summarize(tg)
 		goal := ""
@@ -195,7 +195,7 @@ func report(b *testing.B, targets []*target, concurrency, rounds, perRound int) 
 			ok := s.mean.Seconds()/ref.mean.Seconds() <= 1.5 && s.p99 < 20*time.Millisecond
 			goal = map[bool]string{true: "met", false: "MISSED"}[ok]
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.0f\t%.2fx\t%.2fx\t%.2fx\t%s\n", tg.name, ms(s.p50), ms(s.p99), ms(s.mean), s.rps,
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.0f\t%.2fx\t%.2fx\t%.2fx\t%s\n", tg.name, ms(s.p50), ms(s.p99), ms(s.mean), s.rps,
 			s.mean.Seconds()/ref.mean.Seconds(), s.p50.Seconds()/ref.p50.Seconds(), s.p99.Seconds()/ref.p99.Seconds(), goal)
 	}
 	_ = w.Flush()
