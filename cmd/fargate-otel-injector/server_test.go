@@ -31,6 +31,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint/registrytest"
 	"github.com/fargate-otel/fargate-otel/injector/webhook"
+	"github.com/fargate-otel/fargate-otel/injector/webhook/webhooktest"
 )
 
 // The server test runs a real kube-apiserver, which lives in a network
@@ -230,12 +231,42 @@ func TestServerInCluster(t *testing.T) {
 	}
 	t.Logf("warnings for a pod without its pull secret:\n%s", w)
 
+	// Failing open records an Event about the pod's owner. The API server
+	// never sends a pod that does not decode, so this one goes straight to
+	// the webhook.
+	webhookClient := &webhooktest.Server{BaseURL: fmt.Sprintf("https://127.0.0.1:%d", webhookPort), Client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cp.CA.Pool()}},
+	}}
+	bad, err := webhooktest.RequestRaw("CREATE", "apps", []byte(`{"metadata":{"name":"bad","namespace":"apps","ownerReferences":`+
+		`[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-rs","uid":"rs-uid","controller":true}]},"spec":{"containers":"not a list"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := webhookClient.Post(ctx, webhook.Path, bad)
+	if err != nil || !answer.Allowed || len(answer.Patch) != 0 || len(answer.Warnings) != 1 {
+		t.Fatalf("an undecodable pod: %+v, %v; want it admitted unchanged with a warning", answer, err)
+	}
+	waitFor(t, exited, "the fail-open Event", func() bool {
+		evs, err := kube.EventsV1().Events("apps").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "FargateOtelNotInjected" && e.Regarding.Kind == "ReplicaSet" && e.Regarding.Name == "web-rs" && e.Type == corev1.EventTypeWarning {
+				return true
+			}
+		}
+		return false
+	})
+
 	// Metrics on the controller-runtime endpoint.
 	metrics := httpBody(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	for _, want := range []string{
 		"fargate_otel_injector_injections_total ",
 		`fargate_otel_injector_registry_lookup_duration_seconds_count{outcome="ok"} 1`,
 		`fargate_otel_injector_registry_lookup_duration_seconds_count{outcome="unauthorized"} 1`,
+		`fargate_otel_injector_fail_open_total{cause="decode"} 1`,
 		"fargate_otel_injector_image_cache_lookups_total",
 		"fargate_otel_injector_admission_duration_seconds_count",
 	} {
