@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 )
 
 // patchResponse answers with a JSON patch from the API server's bytes (raw)
@@ -52,27 +51,26 @@ func sectionPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok b
 		!apiequality.Semantic.DeepEqual(original.Status, mutated.Status) {
 		return nil, false, nil
 	}
-	var top struct {
-		Metadata map[string]json.RawMessage `json:"metadata"`
-		Spec     map[string]json.RawMessage `json:"spec"`
+	top, ok := jsonMembers(raw)
+	if !ok {
+		return nil, false, nil
 	}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &top); err != nil {
-		return nil, false, fmt.Errorf("decode the pod's sections: %w", err)
+	metadata, okMeta := jsonMembers(top["metadata"])
+	spec, okSpec := jsonMembers(top["spec"])
+	if !okMeta || !okSpec {
+		return nil, false, nil // no such section, or one the splitter leaves to the exact diff
 	}
 	var buf bytes.Buffer
 	buf.Grow(4 * len(raw))
 	for _, sec := range []struct {
 		name          string
-		raw           map[string]json.RawMessage
+		raw           map[string][]byte
 		members       []member
 		before, after reflect.Value
 	}{
-		{"metadata", top.Metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()},
-		{"spec", top.Spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem()},
+		{"metadata", metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()},
+		{"spec", spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem()},
 	} {
-		if sec.raw == nil {
-			return nil, false, nil // no such section in raw: let the exact diff say what to do
-		}
 		for _, m := range sec.members {
 			before, after := sec.before.Field(m.index), sec.after.Field(m.index)
 			if reflect.DeepEqual(before.Interface(), after.Interface()) {
@@ -107,6 +105,105 @@ func sectionPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok b
 	}
 	buf.WriteByte(']')
 	return buf.Bytes(), true, nil
+}
+
+// jsonMembers splits a JSON object into its members' values, in one pass
+// and without decoding them. data is valid JSON (the pod decoded from it).
+// ok is false for anything but an object, and for what this splitter leaves
+// to a real decoder: keys with escapes or non-ASCII bytes, duplicate keys.
+func jsonMembers(data []byte) (map[string][]byte, bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	members := map[string][]byte{}
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case '}':
+			return members, true
+		case ',':
+			i++
+			continue
+		case '"':
+		default:
+			return nil, false
+		}
+		end := bytes.IndexByte(data[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		key := data[i+1 : i+1+end]
+		for _, c := range key {
+			if c == '\\' || c >= 0x80 { // escapes, and bytes a decoder may rewrite
+				return nil, false
+			}
+		}
+		i = skipSpace(data, i+end+2)
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(data, i+1)
+		stop := skipValue(data, start)
+		if stop < 0 {
+			return nil, false
+		}
+		if _, dup := members[string(key)]; dup {
+			return nil, false
+		}
+		members[string(key)] = data[start:stop]
+		i = stop
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value starting at i, -1 if it has none.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(data) {
+				return -1
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object ends a literal
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	if depth == 0 {
+		return i
+	}
+	return -1
 }
 
 // sameJSON: equal bytes (what an API server of our version sends), else

@@ -289,3 +289,62 @@ func FuzzPatchResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestJSONMembers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]string // nil: not split
+	}{
+		{`{}`, map[string]string{}},
+		{` { "a" : 1 , "b":"x,}]\"y" ,"c":[1,{"d":"}"}],"e":{"f":null},"g":true}`, map[string]string{
+			"a": "1", "b": `"x,}]\"y"`, "c": `[1,{"d":"}"}]`, "e": `{"f":null}`, "g": "true"}},
+		{`{"a":-1.5e3}`, map[string]string{"a": "-1.5e3"}},
+		{`{"a\u0062":1}`, nil},
+		{`{"a":1,"a":2}`, nil},
+		{`[1]`, nil},
+		{`null`, nil},
+		{``, nil},
+	} {
+		got, ok := jsonMembers([]byte(tc.in))
+		if (tc.want == nil) != !ok {
+			t.Errorf("%s: split %v", tc.in, ok)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %d members, want %d", tc.in, len(got), len(tc.want))
+		}
+		for k, v := range tc.want {
+			if string(got[k]) != v {
+				t.Errorf("%s: member %s = %s, want %s", tc.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+// FuzzJSONMembers: where the splitter splits, it agrees with a decoder.
+func FuzzJSONMembers(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"b":[{"c":"}"}],"d":"\"x"}`, `{"metadata":{"name":"p"},"spec":{"containers":[]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		got, ok := jsonMembers(data)
+		if !ok {
+			return
+		}
+		var want map[string]json.RawMessage
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(data, &want); err != nil {
+			t.Fatalf("split what does not decode as an object: %v", err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d members, want %d", len(got), len(want))
+		}
+		for k, v := range want {
+			if !sameJSON(got[k], v) {
+				t.Fatalf("member %q: %s, want %s", k, got[k], v)
+			}
+		}
+	})
+}
