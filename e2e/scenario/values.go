@@ -1,0 +1,79 @@
+package scenario
+
+import (
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// InjectorDeployment and NodeProxyDeployment are the chart's Deployments in
+// ReleaseNamespace.
+const (
+	InjectorDeployment  = "fargate-otel-injector"
+	NodeProxyDeployment = "fargate-otel-nodeproxy"
+)
+
+// ValuesOptions are what a cluster without Fargate and with a local gateway
+// needs from the chart.
+type ValuesOptions struct {
+	Images ProductImages
+	// PullPolicy of the product's images (IfNotPresent for imported ones).
+	PullPolicy  corev1.PullPolicy
+	ClusterName string
+	// SinkEndpoint is the gateway (host:port, OTLP/gRPC without TLS).
+	SinkEndpoint string
+	// InsecureRegistries are read over plain HTTP by the injector.
+	InsecureRegistries []string
+	// AllowDirect lets namespaces ask for kubelet stats mode direct.
+	AllowDirect bool
+	// KubeletStatsEvery is the kubelet_stats interval (default the chart's).
+	KubeletStatsEvery time.Duration
+}
+
+// ChartValues are the Helm values for opts: every pod of an opted-in
+// namespace injected (scope all: there is no Fargate here), the sink as the
+// only exporter.
+func ChartValues(o ValuesOptions) map[string]any {
+	pull := o.PullPolicy
+	if pull == "" {
+		pull = corev1.PullIfNotPresent
+	}
+	image := func(ref string) map[string]any {
+		repo, tag := splitRef(ref)
+		return map[string]any{"repository": repo, "tag": tag, "pullPolicy": string(pull)}
+	}
+	kubeletStats := map[string]any{"mode": "proxy"}
+	if o.AllowDirect {
+		kubeletStats["allowedModes"] = []string{"proxy", "direct"}
+	}
+	if o.KubeletStatsEvery > 0 {
+		kubeletStats["interval"] = o.KubeletStatsEvery.String()
+	}
+	return map[string]any{
+		"clusterName": o.ClusterName,
+		"scope":       "all",
+		"images": map[string]any{
+			"tee":       image(o.Images.Tee),
+			"collector": image(o.Images.Collector),
+			"injector":  image(o.Images.Injector),
+			"nodeproxy": image(o.Images.NodeProxy),
+		},
+		"exporters": []map[string]any{{
+			"id":     "otlp_grpc/sink",
+			"config": map[string]any{"endpoint": o.SinkEndpoint, "tls": map[string]any{"insecure": true}},
+		}},
+		"kubeletStats": kubeletStats,
+		"injector":     map[string]any{"insecureRegistries": o.InsecureRegistries},
+	}
+}
+
+// splitRef splits an image reference into repository and tag.
+func splitRef(ref string) (repo, tag string) {
+	slash := strings.LastIndexByte(ref, '/')
+	colon := strings.LastIndexByte(ref, ':')
+	if colon > slash {
+		return ref[:colon], ref[colon+1:]
+	}
+	return ref, "latest"
+}
