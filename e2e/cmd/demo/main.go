@@ -9,11 +9,12 @@
 //     are imported into its containerd, and the demo app's image is pushed
 //     to a registry that runs in the cluster on the node's address, from
 //     which the kubelet pulls it and the injector reads its entrypoint;
+//
 //   - any other cluster (KUBECONFIG set to it): every image is pushed to
 //     -registry (DEMO_REGISTRY), with the credentials of ~/.docker/config.json.
 //
-//	demo up [-kubeconfig FILE] [-registry HOST/PREFIX] [-insecure-registry]
-//	demo down [-kubeconfig FILE]
+//     demo up [-kubeconfig FILE] [-registry HOST/PREFIX] [-insecure-registry]
+//     demo down [-kubeconfig FILE]
 package main
 
 import (
