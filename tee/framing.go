@@ -89,16 +89,22 @@ func fullHeader(dst, ts []byte, s Stream) []byte {
 }
 
 // lineSplitter cuts one stream into records exactly as containerd does: a
-// line is the text up to '\n' (the '\n' is not part of the record), a line
-// longer than MaxLineSize is written as MaxLineSize pieces tagged P and a
-// final piece tagged F, and a last line without a newline is flushed as P when
-// the stream ends. Unlike containerd, a '\r' before '\n' is kept, so that the
-// file holds exactly the bytes of the stream.
+// line is the text up to '\n' (the '\n' is not part of the record), a '\r'
+// right before the '\n' is dropped (containerd reads lines with Go's
+// bufio ReadLine semantics), a line longer than MaxLineSize is written as
+// MaxLineSize pieces tagged P and a final piece tagged F, and a last line
+// without a newline is flushed as P when the stream ends. So the records of
+// an app are the same here as in a node's /var/log/pods, and a collector
+// gives the same log bodies on Fargate and off it. The raw format keeps every
+// byte. Passthrough to stdout and stderr never goes through here.
 type lineSplitter struct {
-	stream  Stream
-	format  Format
-	max     int    // MaxLineSize; smaller in tests
-	pending []byte // start of a line whose end has not arrived, at most max bytes
+	stream Stream
+	format Format
+	max    int // MaxLineSize; smaller in tests
+	// pending is the start of a line whose end has not arrived: at most max
+	// bytes, or max+1 when the last one is a '\r' (in CRI format), which a
+	// '\n' may still drop or other text make part of the line.
+	pending []byte
 	header  []byte // fullHeader of the chunk being fed
 }
 
@@ -119,7 +125,7 @@ func (ls *lineSplitter) feed(ts, chunk []byte, out recorder) {
 			ls.hold(ts, chunk, out)
 			return
 		}
-		if len(ls.pending) == 0 && i <= ls.max {
+		if len(ls.pending) == 0 && i <= ls.max && (i == 0 || chunk[i-1] != '\r') {
 			out.full(ls.header, chunk[:i+1])
 		} else {
 			ls.complete(ts, chunk[:i], out)
@@ -150,7 +156,16 @@ func (ls *lineSplitter) feedRaw(ts, chunk []byte, out recorder) {
 
 // complete ends the current line with text.
 func (ls *lineSplitter) complete(ts, text []byte, out recorder) {
+	if ls.format == CRI {
+		// containerd drops a '\r' right before '\n', wherever it arrived.
+		if n := len(text); n > 0 && text[n-1] == '\r' {
+			text = text[:n-1]
+		} else if n := len(ls.pending); len(text) == 0 && n > 0 && ls.pending[n-1] == '\r' {
+			ls.pending = ls.pending[:n-1]
+		}
+	}
 	if len(ls.pending) > 0 {
+		ls.spillHeldCR(ts, out)
 		take := min(len(text), ls.max-len(ls.pending))
 		ls.pending = append(ls.pending, text[:take]...)
 		text = text[take:]
@@ -170,31 +185,50 @@ func (ls *lineSplitter) complete(ts, text []byte, out recorder) {
 }
 
 // hold keeps text that has no newline yet, writing out P pieces once more than
-// max bytes are waiting (exactly max may still end as F).
+// max bytes are waiting (exactly max may still end as F; in CRI format so may
+// max and a '\r', which a '\n' would drop).
 func (ls *lineSplitter) hold(ts, text []byte, out recorder) {
 	if len(text) == 0 {
 		return
 	}
 	if len(ls.pending) > 0 {
+		ls.spillHeldCR(ts, out)
 		take := min(len(text), ls.max-len(ls.pending))
 		ls.pending = append(ls.pending, text[:take]...)
 		text = text[take:]
-		if len(text) == 0 {
+		if len(text) == 0 || ls.heldCR(text) {
+			ls.pending = append(ls.pending, text...)
 			return
 		}
 		out.record(ts, ls.stream, true, ls.pending)
 		ls.pending = ls.pending[:0]
 	}
-	for len(text) > ls.max {
+	for len(text) > ls.max && (len(text) != ls.max+1 || !ls.heldCR(text[ls.max:])) {
 		out.record(ts, ls.stream, true, text[:ls.max])
 		text = text[ls.max:]
 	}
 	ls.pending = append(ls.pending, text...)
 }
 
+// heldCR says whether rest, what is left past max bytes of a line, is a lone
+// '\r' that must wait for the next byte before it counts (CRI format).
+func (ls *lineSplitter) heldCR(rest []byte) bool {
+	return ls.format == CRI && len(rest) == 1 && rest[0] == '\r'
+}
+
+// spillHeldCR writes out the max bytes before a held '\r' once more text
+// follows it: the '\r' is then part of the line, and starts the next piece.
+func (ls *lineSplitter) spillHeldCR(ts []byte, out recorder) {
+	if len(ls.pending) > ls.max {
+		out.record(ts, ls.stream, true, ls.pending[:ls.max])
+		ls.pending = append(ls.pending[:0], ls.pending[ls.max:]...)
+	}
+}
+
 // flush writes a last line that has no newline, as P, when the stream ends.
 func (ls *lineSplitter) flush(ts []byte, out recorder) {
 	if len(ls.pending) > 0 {
+		ls.spillHeldCR(ts, out)
 		out.record(ts, ls.stream, true, ls.pending)
 		ls.pending = ls.pending[:0]
 	}

@@ -45,7 +45,19 @@ func TestLineSplitterMatchesContainerd(t *testing.T) {
 		{"empty lines", []string{"\n\n"}, []recorded{f(""), f("")}},
 		{"a line in pieces", []string{"he", "l", "lo\nwor", "ld\n"}, []recorded{f("hello"), f("world")}},
 		{"no newline at the end", []string{"a\nbc"}, []recorded{f("a"), p("bc")}},
-		{"carriage return kept", []string{"a\r\n"}, []recorded{f("a\r")}},
+		{"carriage return before newline dropped", []string{"a\r\n"}, []recorded{f("a")}},
+		{"only the last carriage return dropped", []string{"a\r\r\n"}, []recorded{f("a\r")}},
+		{"carriage return alone", []string{"\r\n"}, []recorded{f("")}},
+		{"carriage return and newline in two chunks", []string{"ab\r", "\n"}, []recorded{f("ab")}},
+		{"carriage return inside a line kept", []string{"a\rb\n"}, []recorded{f("a\rb")}},
+		{"carriage return at the end of the stream kept", []string{"ab\r"}, []recorded{p("ab\r")}},
+		{"exactly max before carriage return", []string{"12345\r\n"}, []recorded{f("12345")}},
+		{"exactly max, carriage return then newline later", []string{"12345\r", "\n"}, []recorded{f("12345")}},
+		{"exactly max held, carriage return then newline later", []string{"123", "45\r", "\n"}, []recorded{f("12345")}},
+		{"carriage return past max followed by text", []string{"12345\r", "x\n"}, []recorded{p("12345"), f("\rx")}},
+		{"carriage return past max at the end of the stream", []string{"12345\r"}, []recorded{p("12345"), p("\r")}},
+		{"two carriage returns past max", []string{"12345\r", "\r\n"}, []recorded{p("12345"), f("\r")}},
+		{"long line ending in carriage return", []string{"1234567890\r\n"}, []recorded{p("12345"), f("67890")}},
 		{"exactly max", []string{"12345\n"}, []recorded{f("12345")}},
 		{"exactly max, newline later", []string{"12345", "\n"}, []recorded{f("12345")}},
 		{"max plus one", []string{"123456\n"}, []recorded{p("12345"), f("6")}},
@@ -122,6 +134,36 @@ func cutChunks(stdout, stderr []byte, seed uint32) []testChunk {
 	return out
 }
 
+// containerdRecords is what containerd's CRI logger writes for one stream
+// (internal/cri/io/logger.go): lines end at '\n', which is not written, nor
+// is a '\r' right before it (bufio ReadLine); a line is cut into pieces of
+// max bytes, all P but the last, which is F; a last line without '\n' is
+// cut the same way, all P.
+func containerdRecords(s Stream, data []byte, max int) []recorded {
+	var out []recorded
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte{'\n'})
+		data = rest
+		if complete {
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+		}
+		for len(line) > max {
+			out = append(out, recorded{s, true, string(line[:max])})
+			line = line[max:]
+		}
+		if complete || len(line) > 0 {
+			out = append(out, recorded{s, !complete, string(line)})
+		}
+	}
+	return out
+}
+
+// containerdStream is what the kubelet's reader gives back from containerd's
+// file for a stream: the stream without the '\r' of each "\r\n".
+func containerdStream(data []byte) []byte {
+	return bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+}
+
 func checkRoundTrip(t testing.TB, stdout, stderr []byte, seed uint32, max int) {
 	file := framedFile(t, CRI, max, cutChunks(stdout, stderr, seed))
 	lines, err := crifile.Read(bytes.NewReader(file))
@@ -136,12 +178,25 @@ func checkRoundTrip(t testing.TB, stdout, stderr []byte, seed uint32, max int) {
 			t.Fatalf("line %d goes back in time", i)
 		}
 	}
-	got := crifile.Streams(lines)
-	if !bytes.Equal(got["stdout"], stdout) {
-		t.Fatalf("stdout does not round-trip:\n got %q\nwant %q", got["stdout"], stdout)
+	// The records of each stream are exactly containerd's.
+	for _, st := range []Stream{Stdout, Stderr} {
+		data := map[Stream][]byte{Stdout: stdout, Stderr: stderr}[st]
+		var got []recorded
+		for _, l := range lines {
+			if l.Stream == st.String() {
+				got = append(got, recorded{st, l.Partial, string(l.Text)})
+			}
+		}
+		if want := containerdRecords(st, data, max); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: records differ from containerd's:\n got %+v\nwant %+v", st, got, want)
+		}
 	}
-	if !bytes.Equal(got["stderr"], stderr) {
-		t.Fatalf("stderr does not round-trip:\n got %q\nwant %q", got["stderr"], stderr)
+	got := crifile.Streams(lines)
+	if want := containerdStream(stdout); !bytes.Equal(got["stdout"], want) {
+		t.Fatalf("stdout does not round-trip:\n got %q\nwant %q", got["stdout"], want)
+	}
+	if want := containerdStream(stderr); !bytes.Equal(got["stderr"], want) {
+		t.Fatalf("stderr does not round-trip:\n got %q\nwant %q", got["stderr"], want)
 	}
 }
 
@@ -168,6 +223,7 @@ func FuzzCRIRoundTrip(f *testing.F) {
 	f.Add([]byte("hello\nworld\n"), []byte("err\n"), uint32(1), uint8(5))
 	f.Add([]byte("no newline"), []byte(""), uint32(2), uint8(3))
 	f.Add([]byte("\r\n\n\x00\xff"), []byte("123456789\n1234"), uint32(3), uint8(4))
+	f.Add([]byte("1234\r\n12345\r\r\n\r"), []byte("abcd\rx\r"), uint32(5), uint8(3))
 	f.Add(bytes.Repeat([]byte("y"), 100), bytes.Repeat([]byte("z\n"), 30), uint32(4), uint8(7))
 	f.Fuzz(func(t *testing.T, stdout, stderr []byte, seed uint32, max uint8) {
 		checkRoundTrip(t, stdout, stderr, seed, int(max%32)+1)
