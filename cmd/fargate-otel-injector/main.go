@@ -7,6 +7,24 @@
 // the API server's version (native sidecars from 1.29), the manager with
 // its webhook server and certificate watcher (server.go), then
 // setupControllers, where controllers that run next to the webhook are added.
+//
+// Endpoints: the webhook at https://:9443/mutate-v1-pod (certificate and key
+// from --cert-dir, reloaded when they change; TLS 1.2+, HTTP/1.1 unless
+// --enable-http2), /healthz and /readyz on :8081 (ready once a certificate
+// is loaded and the server completes a TLS handshake), Prometheus /metrics
+// on :8080: controller-runtime's, and fargate_otel_injector_
+// injections_total, skips_total{reason}, fail_open_total{cause},
+// admission_duration_seconds, image_resolve_duration_seconds,
+// registry_lookup_duration_seconds{outcome},
+// image_cache_lookups_total{cache,result} and
+// exporters_configmap_reads_total{result}. Logs are JSON on stderr.
+//
+// RBAC it needs: get secrets and serviceaccounts (pull secrets, on look-up
+// cache misses only), get configmaps (exporters ConfigMaps named by pods),
+// create events (events.k8s.io), and what setupControllers' controllers need.
+// The webhook configuration should use failurePolicy Ignore, sideEffects
+// NoneOnDryRun (it records Events, never on dry runs), reinvocationPolicy
+// IfNeeded and a timeout of 10s (--image-lookup-budget stays under it).
 package main
 
 import (

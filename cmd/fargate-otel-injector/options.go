@@ -48,6 +48,8 @@ type options struct {
 
 	logFormat string
 	logLevel  string
+
+	certs certOptions // managedcerts.go
 }
 
 // maxLookupBudget keeps the registry look-ups under the webhook's timeout
@@ -89,6 +91,7 @@ func parseOptions(args []string, output io.Writer) (*options, error) {
 
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
+	o.certs.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -151,6 +154,9 @@ func parseOptions(args []string, output io.Writer) (*options, error) {
 	}
 	if _, ok := slogLevels[o.logLevel]; !ok {
 		errs = append(errs, fmt.Errorf("--log-level=%q: want debug, info or error", o.logLevel))
+	}
+	if err := o.certs.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.leaderElectionNamespace == "" {
 		o.leaderElectionNamespace = os.Getenv("POD_NAMESPACE")

@@ -96,7 +96,7 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 		return err
 	}
 
-	if err := setupControllers(mgr, cfg); err != nil {
+	if err := setupControllers(mgr, cfg, opts, log); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 
@@ -116,12 +116,17 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 // mgr.Add(runnable); cfg is the injector's configuration (e.g.
 // cfg.KubeletStats.NodeProxy names the CA ConfigMap to publish). RBAC for
 // what they watch goes into the chart.
-func setupControllers(mgr manager.Manager, cfg injector.Config) error {
+func setupControllers(mgr manager.Manager, cfg injector.Config, opts *options, log logr.Logger) error {
+	// Certificates without cert-manager (--manage-certs).
+	if err := setupCertRotation(mgr, opts, cfg, log); err != nil {
+		return err
+	}
 	// kubelet stats: the proxy's CA in opted-in namespaces (mode proxy),
 	// the one binding of mode direct (see nodeproxy/rbac for the RBAC).
 	return controllers.Setup(mgr, controllers.Config{
 		Mode:        string(cfg.KubeletStats.Mode),
 		CAConfigMap: cfg.KubeletStats.NodeProxy.CAConfigMap,
+		CAFile:      opts.certs.proxyCAFile,
 	})
 }
 
