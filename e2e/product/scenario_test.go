@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -360,8 +359,4 @@ func findCLI(ctx context.Context, t *testing.T) (string, error) {
 	}
 	out := filepath.Join(t.TempDir(), "fargate-otel")
 	return out, cluster.BuildGoBinary(ctx, "./cmd/fargate-otel", out)
-}
-
-func lines(s string) []string {
-	return strings.Split(strings.TrimRight(s, "\n"), "\n")
 }

@@ -98,7 +98,7 @@ func CreateJob(ctx context.Context, cs kubernetes.Interface, j *batchv1.Job) err
 	if err := api.Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err == nil {
 		if err := Poll(ctx, time.Minute, func(ctx context.Context) error {
 			if _, err := api.Get(ctx, j.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("job %s/%s still there (%v)", j.Namespace, j.Name, err)
+				return fmt.Errorf("job %s/%s still there (%w)", j.Namespace, j.Name, err)
 			}
 			return nil
 		}); err != nil {
@@ -178,7 +178,9 @@ func PodRunning(p *corev1.Pod) error {
 		return errors.New(DescribePod(p))
 	}
 	for _, c := range p.Status.InitContainerStatuses {
-		if c.State.Running == nil && !(c.State.Terminated != nil && c.State.Terminated.ExitCode == 0 && !isSidecar(p, c.Name)) {
+		// Sidecars run; the other init containers have succeeded.
+		done := c.State.Terminated != nil && c.State.Terminated.ExitCode == 0 && !isSidecar(p, c.Name)
+		if c.State.Running == nil && !done {
 			return errors.New(DescribePod(p))
 		}
 	}

@@ -220,8 +220,8 @@ func Summarize(logs []Log, metrics []MetricSeries, spans []Span) string {
 	total := 0
 	for _, m := range metrics {
 		who := str(m.Resource, AttrNamespace) + "/" + str(m.Resource, AttrPod)
-		if who == "/" {
-			who = "(no pod)"
+		if str(m.Resource, AttrPod) == "" {
+			who = "service " + str(m.Resource, AttrService)
 		}
 		if names[who] == nil {
 			names[who] = map[string]bool{}
@@ -238,7 +238,10 @@ func Summarize(logs []Log, metrics []MetricSeries, spans []Span) string {
 	spanNames := map[string]map[string]int{}
 	for _, s := range spans {
 		traces[s.TraceID] = true
-		who := str(s.Resource, AttrService) + " in " + str(s.Resource, AttrNamespace) + "/" + str(s.Resource, AttrPod)
+		who := "service " + str(s.Resource, AttrService)
+		if pod := str(s.Resource, AttrPod); pod != "" {
+			who += " in " + str(s.Resource, AttrNamespace) + "/" + pod
+		}
 		if spanNames[who] == nil {
 			spanNames[who] = map[string]int{}
 		}

@@ -81,11 +81,11 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(errOut, "demoapp: unexpected arguments %q\n", fs.Args())
+		_, _ = fmt.Fprintf(errOut, "demoapp: unexpected arguments %q\n", fs.Args())
 		return o, errors.New("arguments")
 	}
 	if o.lines < 0 || o.interval < 0 {
-		fmt.Fprintln(errOut, "demoapp: -lines and -interval must not be negative")
+		_, _ = fmt.Fprintln(errOut, "demoapp: -lines and -interval must not be negative")
 		return o, errors.New("flags")
 	}
 	return o, nil
@@ -111,13 +111,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		if n == o.lines {
 			suffix = " (last)"
 		}
-		fmt.Fprintf(stdout, "%s stdout line %d%s\n", o.service, n, suffix)
+		_, _ = fmt.Fprintf(stdout, "%s stdout line %d%s\n", o.service, n, suffix)
 		// Half an interval between the two streams: their order in the
 		// kubelet's log is then the order they were written in.
 		if !pause(ctx, half) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s stderr line %d%s\n", o.service, n, suffix)
+		_, _ = fmt.Fprintf(stderr, "%s stderr line %d%s\n", o.service, n, suffix)
 		if o.tracesEvery > 0 && n%o.tracesEvery == 0 {
 			exp.send(n)
 		}
@@ -145,13 +145,12 @@ func pause(ctx context.Context, d time.Duration) bool {
 
 // exporter sends OTLP in the background: the lines never wait for it.
 type exporter struct {
-	o       options
-	log     io.Writer
-	conn    *grpc.ClientConn
-	queue   chan int
-	done    chan struct{}
-	mu      sync.Mutex
-	written int
+	o     options
+	log   io.Writer
+	conn  *grpc.ClientConn
+	queue chan int
+	done  chan struct{}
+	mu    sync.Mutex
 }
 
 func newExporter(o options, log io.Writer) *exporter {

@@ -49,7 +49,7 @@ func main() {
 }
 
 func run(ctx context.Context, otlpAddr, httpAddr string, maxLogs int, print bool, out io.Writer) error {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if print {
 		w = out
 	}

@@ -151,7 +151,7 @@ func TestQueriesAndSummary(t *testing.T) {
 		"metrics: 3 received",
 		"shop/web-1: k8s.pod.cpu.time, k8s.pod.memory.usage",
 		"spans: 1 in 1 traces",
-		"demo-app in shop/web-1: demo-app.work x1",
+		"service demo-app in shop/web-1: demo-app.work x1",
 	} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
