@@ -1,0 +1,83 @@
+{{/*
+Names are fixed, not derived from the release: the injector, the node proxy,
+`fargate-otel doctor` and the RBAC generated in nodeproxy/rbac refer to them.
+One release per cluster.
+*/}}
+{{- define "fargate-otel.injector" -}}fargate-otel-injector{{- end -}}
+{{- define "fargate-otel.nodeproxy" -}}fargate-otel-nodeproxy{{- end -}}
+{{- define "fargate-otel.webhookSecret" -}}fargate-otel-injector-tls{{- end -}}
+{{- define "fargate-otel.nodeproxySecret" -}}fargate-otel-nodeproxy-tls{{- end -}}
+{{- define "fargate-otel.caSecret" -}}fargate-otel-ca{{- end -}}
+{{- define "fargate-otel.nodeproxyCAConfigMap" -}}fargate-otel-nodeproxy-ca{{- end -}}
+{{- define "fargate-otel.nodeproxyAudience" -}}fargate-otel-nodeproxy{{- end -}}
+
+{{- define "fargate-otel.chart" -}}{{ .Chart.Name }}-{{ .Chart.Version | replace "+" "_" }}{{- end -}}
+
+{{/* Labels of every object; pass (dict "ctx" $ "component" "injector"). */}}
+{{- define "fargate-otel.labels" -}}
+helm.sh/chart: {{ include "fargate-otel.chart" .ctx }}
+app.kubernetes.io/name: fargate-otel
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels; pass (dict "ctx" $ "component" "injector"). */}}
+{{- define "fargate-otel.selectorLabels" -}}
+app.kubernetes.io/name: fargate-otel
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* An image reference; pass (dict "ctx" $ "image" .Values.images.tee). */}}
+{{- define "fargate-otel.image" -}}
+{{- $tag := .image.tag | default .ctx.Values.images.tag | default .ctx.Chart.AppVersion -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{ .image.repository }}@{{ $tag }}
+{{- else -}}
+{{ .image.repository }}:{{ $tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* Anti-affinity preferred (never required: a one-node cluster still runs every replica). */}}
+{{- define "fargate-otel.affinity" -}}
+{{- if .affinity -}}
+{{ toYaml .affinity }}
+{{- else -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "fargate-otel.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 12 }}
+{{- end -}}
+{{- end -}}
+
+{{/* Security context of every container of the chart. */}}
+{{- define "fargate-otel.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "fargate-otel.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "fargate-otel.proxyMode" -}}{{ eq .Values.kubeletStats.mode "proxy" }}{{- end -}}
