@@ -2,6 +2,7 @@ package injector
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,17 +26,6 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
-	probe := func(period, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/", Port: intstr.FromInt32(cfg.Collector.HealthCheckPort),
-			}},
-			PeriodSeconds:    period,
-			FailureThreshold: failures,
-			TimeoutSeconds:   1,
-			SuccessThreshold: 1,
-		}
-	}
 	c := corev1.Container{
 		Name:            CollectorContainerName,
 		Image:           cfg.Images.Collector,
@@ -49,12 +39,15 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 			fieldEnv("POD_IP", "status.podIP"),
 		},
 		Resources: resources,
-		// A native sidecar must be started before the next init container
-		// runs: the startup probe makes "started" mean "listening", so that
-		// user init containers can already send telemetry. 60 x 1s tolerates
-		// a slow image pull of nothing: the pull happens before the probe.
-		StartupProbe:             probe(1, 60),
-		ReadinessProbe:           probe(10, 3),
+		// The app is never gated on the collector. A native sidecar's
+		// startup probe holds back every container after it, the app's
+		// included, and its readiness probe is part of the pod's Ready
+		// condition (a sick collector would take the app out of its
+		// Services). Nothing is lost without them: OTLP SDKs retry, and
+		// logs wait in files the collector reads from the beginning. A
+		// liveness probe restarts a collector that hangs, slowly enough
+		// that a busy one is left alone.
+		LivenessProbe:            livenessProbe(cfg.Collector.HealthCheckPort),
 		SecurityContext:          securityContext(cfg.RunAsUser),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
@@ -68,6 +61,48 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 	}
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: LogsVolumeName, MountPath: CollectorStateDir, SubPath: StateSubPath})
 	return c
+}
+
+// livenessProbe restarts a collector whose health_check has not answered
+// for a minute, and none in its first half minute (a start that compacts
+// a large file_storage database). health_check answers as long as the
+// collector runs, whatever its exporters do: a gateway outage never
+// restarts it.
+func livenessProbe(port int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/", Port: intstr.FromInt32(port),
+		}},
+		InitialDelaySeconds: 30,
+		PeriodSeconds:       10,
+		TimeoutSeconds:      5,
+		FailureThreshold:    6,
+		SuccessThreshold:    1,
+	}
+}
+
+// preStopSleep delays the collector's SIGTERM by the shutdown delay, so
+// that it reads the app's last lines and sends what it queued before it
+// stops: the kubelet stops a native sidecar only once the app containers
+// have exited, but the collector would otherwise miss what the app wrote in
+// its last moments (file_log polls every 200 ms) and drop its exporters'
+// queues, which a collector does not drain on shutdown. The API server
+// refuses a sleep longer than the pod's terminationGracePeriodSeconds, and
+// one of 0 seconds unless a newer feature allows it.
+func preStopSleep(cfg Config, pod *corev1.Pod) *corev1.Lifecycle {
+	if !cfg.SleepAction {
+		return nil
+	}
+	seconds := int64(math.Ceil(cfg.Collector.ShutdownDelay.Seconds()))
+	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	seconds = min(seconds, grace)
+	if seconds <= 0 {
+		return nil
+	}
+	return &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: seconds}}}
 }
 
 // goMemLimit is 80% of the memory limit, in the form GOMEMLIMIT reads.
@@ -232,6 +267,7 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 		}
 	}
 	cc.StorageDir = CollectorStateDir
+	p.sizeDiskQueues(&cc)
 	cc.KubeletStats = ks
 	cc.HealthCheckEndpoint = fmt.Sprintf(":%d", p.cfg.Collector.HealthCheckPort)
 	// Below the collector's minimum (pod-level limits can force that), let
@@ -240,6 +276,23 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 		cc.MemoryLimitMiB = int(mib)
 	}
 	return cc
+}
+
+// sizeDiskQueues gives the exporters' queues on disk an eighth of the logs
+// volume together (the wrappers have half of it; the rest is slack for the
+// offsets, compaction and the moment before a rotation), and at least what
+// they need to work, with a warning when that no longer fits.
+func (p *plan) sizeDiskQueues(cc *collectorconfig.Config) {
+	volume := p.logsVolumeSize()
+	volMiB := int(volume.Value() >> 20)
+	cc.DiskQueueMiB = volMiB / 8
+	if need := cc.MinDiskQueuesMiB(); cc.DiskQueueMiB < need {
+		if need > volMiB/4 {
+			p.warnf("the logs volume (%s) is small for the collector's queues on disk, which need %dMi: a long gateway outage may fill it and get the pod evicted; set the annotation %s to at least %dMi",
+				volume.String(), need, annotations.LogsVolumeSize, need*4)
+		}
+		cc.DiskQueueMiB = need
+	}
 }
 
 // CollectorConfig is the collector config Mutate would render for the pod

@@ -33,6 +33,11 @@ type Config struct {
 	// (restartPolicy Never or OnFailure) are not injected, because a
 	// collector that never exits would keep them running forever.
 	NativeSidecars bool `json:"nativeSidecars"`
+	// SleepAction says the API server accepts the preStop sleep action
+	// (Kubernetes >= 1.30, feature PodLifecycleSleepAction on by default).
+	// Without it the collector gets no preStop hook: an API server that
+	// does not know the action would reject the pod.
+	SleepAction bool `json:"sleepAction"`
 	// Signals are the pipelines enabled by default; pods can turn each off
 	// (or back on) with an annotation.
 	Signals SignalSettings `json:"signals"`
@@ -154,6 +159,13 @@ type CollectorSettings struct {
 	// HealthCheckPort is the health_check extension's port, probed by the
 	// kubelet.
 	HealthCheckPort int32 `json:"healthCheckPort"`
+	// ShutdownDelay is the collector's preStop sleep: the time between the
+	// end of the pod and the collector's SIGTERM, in which it reads the
+	// app's last lines and empties its queues. For a pod that runs to
+	// completion it starts when the app has exited; when a pod is deleted
+	// it runs while the app shuts down. Capped by the pod's
+	// terminationGracePeriodSeconds; 0 adds no hook.
+	ShutdownDelay metav1.Duration `json:"shutdownDelay"`
 }
 
 // ReferencedExporters carries the exporters ConfigMap of one pod.
@@ -176,6 +188,7 @@ func DefaultConfig() Config {
 		},
 		Scope:          ScopeFargate,
 		NativeSidecars: true,
+		SleepAction:    true,
 		Signals:        SignalSettings{Logs: true, Metrics: true, Traces: true},
 		KubeletStats: KubeletStatsSettings{
 			Mode:     KubeletStatsProxy,
@@ -209,6 +222,7 @@ func DefaultConfig() Config {
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 			HealthCheckPort: 13133,
+			ShutdownDelay:   metav1.Duration{Duration: 5 * time.Second},
 		},
 		InitResources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{
@@ -306,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.Collector.HealthCheckPort <= 0 || c.Collector.HealthCheckPort > 65535 {
 		bad("collector.healthCheckPort %d is not a port", c.Collector.HealthCheckPort)
+	}
+	if d := c.Collector.ShutdownDelay.Duration; d < 0 || d > 10*time.Minute {
+		bad("collector.shutdownDelay %s is not between 0 and 10m", d)
 	}
 	if c.FargateSizing != "fit" && c.FargateSizing != "fixed" {
 		bad("fargateSizing %q is neither fit nor fixed", c.FargateSizing)
