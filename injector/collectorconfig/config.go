@@ -117,6 +117,10 @@ type Config struct {
 	// from it. 0 means no limit known (memory_limiter then uses percentages
 	// of the cgroup's limit).
 	MemoryLimitMiB int
+	// DiskQueueMiB is what the exporters' sending queues kept on disk
+	// (sending_queue.storage: file_storage, on the logs volume) may hold
+	// together; each gets an equal share, in bytes (see queue.go).
+	DiskQueueMiB int
 }
 
 // KubeletStats is where and how the kubelet_stats receiver reads /stats/summary.
@@ -171,6 +175,7 @@ func Default() Config {
 			HTTPEndpoint: DefaultOTLPHTTPEndpoint,
 		},
 		HealthCheckEndpoint: DefaultHealthCheckEndpoint,
+		DiskQueueMiB:        DefaultDiskQueueMiB,
 	}
 }
 

@@ -86,7 +86,7 @@ func Render(cfg Config) ([]byte, error) {
 		for _, e := range cfg.Exporters {
 			if e.sends(sig) {
 				p.Exporters = append(p.Exporters, e.ID)
-				doc.Exporters[e.ID] = exporterConfig(e)
+				doc.Exporters[e.ID] = cfg.boundDiskQueue(exporterConfig(e))
 			}
 		}
 		doc.Service.Pipelines[string(sig)] = p
@@ -272,7 +272,7 @@ func telemetry() map[string]any {
 	}
 }
 
-func exporterConfig(e Exporter) any {
+func exporterConfig(e Exporter) map[string]any {
 	if e.Config == nil {
 		return map[string]any{}
 	}

@@ -80,6 +80,8 @@ func (c Config) Validate() error {
 		add("memory limit %d MiB is too small for the collector: give the sidecar at least %d MiB", c.MemoryLimitMiB, MinMemoryLimitMiB)
 	}
 
+	errs = append(errs, c.validateDiskQueues()...)
+
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid collector config: %w", errors.Join(errs...))
 	}
