@@ -80,4 +80,8 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{- define "fargate-otel.proxyMode" -}}{{ eq .Values.kubeletStats.mode "proxy" }}{{- end -}}
+{{/* kubeletStats.mode as a string: an unquoted `off` in a values file is YAML's false. */}}
+{{- define "fargate-otel.kubeletStatsMode" -}}
+{{- $m := toString .Values.kubeletStats.mode -}}
+{{- if eq $m "false" -}}off{{- else -}}{{ $m }}{{- end -}}
+{{- end -}}
