@@ -310,7 +310,10 @@ func CollectorConfig(pod *corev1.Pod, cfg Config) (collectorconfig.Config, []str
 		return collectorconfig.Config{}, nil, fmt.Errorf("no collector for this pod: %s", strings.TrimPrefix(msg, "not injected: "))
 	}
 	var scratch corev1.Container
-	ks := kubeletStatsAccess(pod.DeepCopy(), cfg, &scratch)
+	ks := collectorconfig.KubeletStats{Disabled: true}
+	if p.signals.Metrics {
+		ks = kubeletStatsAccess(pod.DeepCopy(), p.cfg, &scratch)
+	}
 	cc := p.collectorConfig(ks, cfg.Collector.Resources.Limits[corev1.ResourceMemory])
 	return cc, p.warnings, nil
 }

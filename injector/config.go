@@ -3,6 +3,7 @@ package injector
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,39 @@ type Config struct {
 	// fargate-otel.io/exporters annotation, read by the caller before Mutate
 	// (see ExportersConfigMap). It is per request and never in the file.
 	ReferencedExporters *ReferencedExporters `json:"-"`
+	// Namespace is what the caller read about the pod's namespace before
+	// Mutate. It is per request and never in the file; its zero value means
+	// "unknown" (the CLI), and the configuration alone decides.
+	Namespace NamespaceFacts `json:"-"`
 }
+
+// NamespaceFacts are what the webhook reads about the pod's namespace for
+// Mutate, which does no I/O.
+type NamespaceFacts struct {
+	// Labels are the namespace's labels; nil when unknown. The label
+	// fargate-otel.io/kubelet-stats chooses the namespace's kubelet stats
+	// mode among KubeletStats.AllowedModes.
+	Labels map[string]string
+	// LimitRanges are the namespace's LimitRanges: the injected containers'
+	// requests and limits are fitted into them, because the API server's
+	// LimitRanger gives them no defaults (it runs before the webhooks) but
+	// validates them (after).
+	LimitRanges []corev1.LimitRange
+	// NodeProxyCA says whether the ConfigMap KubeletStats.NodeProxy.CAConfigMap
+	// is in the namespace; without it, the collector of a pod in mode proxy
+	// cannot start, so the pod gets no kubelet stats.
+	NodeProxyCA Presence
+}
+
+// Presence of an object the caller looked for.
+type Presence string
+
+const (
+	// PresenceUnknown: not looked up (the CLI) or the look-up failed.
+	PresenceUnknown Presence = ""
+	Present         Presence = "present"
+	Missing         Presence = "missing"
+)
 
 // ImageSettings are the images of the injected containers.
 type ImageSettings struct {
@@ -116,8 +149,14 @@ const (
 
 // KubeletStatsSettings configure the kubelet_stats receiver.
 type KubeletStatsSettings struct {
-	Mode     KubeletStatsMode `json:"mode"`
-	Interval metav1.Duration  `json:"interval"`
+	// Mode is the default mode; it is always allowed.
+	Mode KubeletStatsMode `json:"mode"`
+	// AllowedModes are the modes a namespace may choose with the label
+	// fargate-otel.io/kubelet-stats (default proxy and off). Add direct
+	// only knowingly: it gives the service accounts of the namespace's
+	// injected pods get on nodes/proxy, in effect exec into any pod.
+	AllowedModes []KubeletStatsMode `json:"allowedModes"`
+	Interval     metav1.Duration    `json:"interval"`
 	// NodeProxy is where mode proxy finds fargate-otel-nodeproxy.
 	NodeProxy NodeProxySettings `json:"nodeProxy"`
 }
@@ -191,8 +230,9 @@ func DefaultConfig() Config {
 		SleepAction:    true,
 		Signals:        SignalSettings{Logs: true, Metrics: true, Traces: true},
 		KubeletStats: KubeletStatsSettings{
-			Mode:     KubeletStatsProxy,
-			Interval: metav1.Duration{Duration: 30 * time.Second},
+			Mode:         KubeletStatsProxy,
+			AllowedModes: []KubeletStatsMode{KubeletStatsProxy, KubeletStatsOff},
+			Interval:     metav1.Duration{Duration: 30 * time.Second},
 			NodeProxy: NodeProxySettings{
 				Service:     "fargate-otel-nodeproxy",
 				Namespace:   "fargate-otel",
@@ -213,7 +253,10 @@ func DefaultConfig() Config {
 					corev1.ResourceCPU:    resource.MustParse("100m"),
 					corev1.ResourceMemory: resource.MustParse("128Mi"),
 				},
+				// Limits on both, so that a ResourceQuota on limits admits
+				// the pod; a whole CPU is generous for one pod's collector.
 				Limits: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse("1"),
 					corev1.ResourceMemory: resource.MustParse("256Mi"),
 				},
 			},
@@ -230,6 +273,7 @@ func DefaultConfig() Config {
 				corev1.ResourceMemory: resource.MustParse("16Mi"),
 			},
 			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("100m"),
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		},
@@ -283,15 +327,19 @@ func (c Config) Validate() error {
 	if c.Scope != ScopeFargate && c.Scope != ScopeAll {
 		bad("scope %q is neither %q nor %q", c.Scope, ScopeFargate, ScopeAll)
 	}
-	switch c.KubeletStats.Mode {
-	case KubeletStatsProxy:
+	if !c.KubeletStats.Mode.valid() {
+		bad("kubeletStats.mode %q is not proxy, direct or off", c.KubeletStats.Mode)
+	}
+	for _, m := range c.KubeletStats.AllowedModes {
+		if !m.valid() {
+			bad("kubeletStats.allowedModes: %q is not proxy, direct or off", m)
+		}
+	}
+	if c.KubeletStats.Allows(KubeletStatsProxy) {
 		np := c.KubeletStats.NodeProxy
 		if np.Service == "" || np.Namespace == "" || np.Audience == "" || np.CAConfigMap == "" || np.Port <= 0 || np.Port > 65535 {
-			bad("kubeletStats.nodeProxy needs service, namespace, port (1-65535), audience and caConfigMap in mode proxy")
+			bad("kubeletStats.nodeProxy needs service, namespace, port (1-65535), audience and caConfigMap when mode proxy is allowed")
 		}
-	case KubeletStatsDirect, KubeletStatsOff:
-	default:
-		bad("kubeletStats.mode %q is not proxy, direct or off", c.KubeletStats.Mode)
 	}
 	if c.KubeletStats.Interval.Duration < time.Second {
 		bad("kubeletStats.interval %s is below 1s", c.KubeletStats.Interval.Duration)
@@ -339,6 +387,28 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid injector config: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func (m KubeletStatsMode) valid() bool {
+	return m == KubeletStatsProxy || m == KubeletStatsDirect || m == KubeletStatsOff
+}
+
+// Allows says whether a namespace may use mode m: the default mode and the
+// allowed modes.
+func (k KubeletStatsSettings) Allows(m KubeletStatsMode) bool {
+	return m == k.Mode || slices.Contains(k.AllowedModes, m)
+}
+
+// Modes are the modes in use: the default first, then the other allowed
+// ones, each once. The controllers that serve a mode run when it is here.
+func (k KubeletStatsSettings) Modes() []KubeletStatsMode {
+	out := []KubeletStatsMode{k.Mode}
+	for _, m := range k.AllowedModes {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (e ExporterSpec) validate() error {

@@ -140,6 +140,16 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 			cfg.ReferencedExporters.Err = errors.New("configmaps \"team\" not found")
 		}
 	}
+	if r.Intn(2) == 0 {
+		cfg.KubeletStats.AllowedModes = append(cfg.KubeletStats.AllowedModes, KubeletStatsDirect)
+	}
+	if r.Intn(2) == 0 {
+		cfg.Namespace.Labels = map[string]string{annotations.KubeletStats: pick("proxy", "direct", "off", "bogus")}
+	}
+	cfg.Namespace.NodeProxyCA = []Presence{PresenceUnknown, Present, Missing}[r.Intn(3)]
+	if r.Intn(2) == 0 {
+		cfg.Namespace.LimitRanges = randomLimitRanges(r)
+	}
 	images := Images{
 		"img/a:1": {Config: &ImageConfig{Entrypoint: []string{"/a", "$(X)"}, Cmd: []string{"serve"}}},
 		"img/b:1": {Err: errors.New("unauthorized")},
@@ -148,6 +158,54 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 		images["img/c:1"] = ImageLookup{Config: &ImageConfig{}}
 	}
 	return &pod, cfg, images
+}
+
+// randomLimitRanges are LimitRanges the API server would accept (min <=
+// max, ratio >= 1), of type Container and Pod.
+func randomLimitRanges(r *rand.Rand) []corev1.LimitRange {
+	cpus := []string{"10m", "50m", "100m", "250m", "1", "4"}
+	mems := []string{"16Mi", "64Mi", "128Mi", "256Mi", "1Gi"}
+	ratios := []string{"1", "1500m", "2", "10"}
+	var lrs []corev1.LimitRange
+	for n := r.Intn(3); n >= 0; n-- {
+		item := corev1.LimitRangeItem{Type: []corev1.LimitType{corev1.LimitTypeContainer, corev1.LimitTypePod}[r.Intn(2)]}
+		set := func(list *corev1.ResourceList, name corev1.ResourceName, v string) {
+			if *list == nil {
+				*list = corev1.ResourceList{}
+			}
+			(*list)[name] = resource.MustParse(v)
+		}
+		for _, res := range []struct {
+			name   corev1.ResourceName
+			values []string
+		}{{corev1.ResourceCPU, cpus}, {corev1.ResourceMemory, mems}} {
+			lo := r.Intn(len(res.values))
+			hi := lo + r.Intn(len(res.values)-lo)
+			if r.Intn(2) == 0 {
+				set(&item.Min, res.name, res.values[lo])
+			}
+			if r.Intn(2) == 0 {
+				set(&item.Max, res.name, res.values[hi])
+			}
+			if r.Intn(3) == 0 {
+				set(&item.MaxLimitRequestRatio, res.name, ratios[r.Intn(len(ratios))])
+			}
+		}
+		lrs = append(lrs, corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{item}}})
+		lrs[len(lrs)-1].Name = fmt.Sprintf("lr-%d", n)
+	}
+	return lrs
+}
+
+// containerItems keeps the items of type Container.
+func containerItems(lrs []corev1.LimitRange) []corev1.LimitRange {
+	var out []corev1.LimitRange
+	for _, lr := range lrs {
+		lr = *lr.DeepCopy()
+		lr.Spec.Limits = slices.DeleteFunc(lr.Spec.Limits, func(i corev1.LimitRangeItem) bool { return i.Type != corev1.LimitTypeContainer })
+		out = append(out, lr)
+	}
+	return out
 }
 
 // FuzzMutate: whatever the pod, Mutate does not panic, leaves its input
@@ -182,8 +240,17 @@ func FuzzMutate(f *testing.F) {
 					t.Fatalf("container %s needed a look-up of %s that was not given, yet it was wrapped", req.Container, req.Image)
 				}
 			}
-		} else if len(reqs) > 0 {
+		} else if len(reqs) > 0 && res.Skip != SkipLimitRange {
+			// (LimitRanges are fitted once the pod is injected, after the
+			// look-ups: a pod they refuse may have had images to resolve.)
 			t.Fatalf("not injected (%s: %q), yet images to resolve: %v", res.Skip, res.Warnings, reqs)
+		}
+		// The injected containers pass LimitRanger's validation (the pod's
+		// totals include the user's containers, which may fail on their own).
+		if res.Injected {
+			if err := limitRangerValidate(res.Pod, containerItems(cfg.Namespace.LimitRanges)); err != nil {
+				t.Fatalf("LimitRanger would reject the injected containers: %v", err)
+			}
 		}
 		for _, w := range res.Warnings {
 			if len(w) > 1024 {

@@ -145,8 +145,15 @@ func (p *plan) inject(pod *corev1.Pod, images Images) (*Status, SkipReason, stri
 	}
 	cp := p.collectorInPod(pod, native)
 
-	// 5. Resources and Fargate size, then the config (sized from the limit).
-	p.sizeCollector(orig, pod, cp)
+	// 5. Resources: Fargate fitting, the namespace's LimitRanges, the size
+	// annotations; then the config (sized from the memory limit).
+	sz := p.sizeCollector(orig, pod, cp)
+	if err := p.fitLimitRanges(orig, pod); err != nil {
+		return nil, SkipLimitRange, fmt.Sprintf("not injected: %v. The API server would reject the pod with the injected containers; "+
+			"relax the namespace's LimitRanges (%s), or opt the pod out with the label %s=%s",
+			err, limitRangeNames(p.cfg.Namespace.LimitRanges), annotations.Inject, annotations.Disabled)
+	}
+	p.recordFargateSize(pod, sz)
 	if err := p.setCollectorConfig(cp, ks); err != nil {
 		return nil, SkipConfigError, "not injected: " + err.Error()
 	}

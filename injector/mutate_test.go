@@ -167,8 +167,9 @@ func TestFargateFit(t *testing.T) {
 		{"no requests: defaults fit the smallest size", fargatePod("", "", nil), nil, "100m", "128Mi", "0.25vCPU 0.5GB", "0.25vCPU 0.5GB", ""},
 		{"cpu headroom of 50m", fargatePod("200m", "", nil), nil, "50m", "128Mi", "0.25vCPU 0.5GB", "0.25vCPU 0.5GB", ""},
 		{"memory headroom of 100Mi", fargatePod("", "156Mi", nil), nil, "100m", "100Mi", "0.25vCPU 0.5GB", "0.25vCPU 0.5GB", ""},
-		{"no cpu headroom: no cpu request", fargatePod("1", "", nil), nil, "", "128Mi", "1vCPU 2GB", "1vCPU 2GB", ""},
-		{"memory floor crosses a step", fargatePod("250m", "240Mi", nil), nil, "", "64Mi", "0.25vCPU 0.5GB", "0.25vCPU 1GB", "from 0.25vCPU 0.5GB to 0.25vCPU 1GB"},
+		// An explicit zero: a missing request would be defaulted to the limit.
+		{"no cpu headroom: a zero cpu request", fargatePod("1", "", nil), nil, "0", "128Mi", "1vCPU 2GB", "1vCPU 2GB", ""},
+		{"memory floor crosses a step", fargatePod("250m", "240Mi", nil), nil, "0", "64Mi", "0.25vCPU 0.5GB", "0.25vCPU 1GB", "from 0.25vCPU 0.5GB to 0.25vCPU 1GB"},
 		{"fixed mode", fargatePod("250m", "", nil), func(c *Config) { c.FargateSizing = "fixed" }, "100m", "128Mi", "0.25vCPU 0.5GB", "0.5vCPU 1GB", "raises the pod's Fargate size"},
 		{"fixed by annotation", fargatePod("250m", "", map[string]string{annotations.FargateSizing: "fixed"}), nil, "100m", "128Mi", "0.25vCPU 0.5GB", "0.5vCPU 1GB", "raises"},
 		{"the pod's own collector resources", fargatePod("", "", map[string]string{annotations.CollectorResources: `{"requests":{"cpu":"1"},"limits":{"memory":"1Gi"}}`}), nil,

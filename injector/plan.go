@@ -84,8 +84,52 @@ func newPlan(pod *corev1.Pod, cfg Config) (*plan, SkipReason, string) {
 		}
 	}
 
+	if p.signals.Metrics {
+		p.cfg.KubeletStats.Mode = p.kubeletStatsMode(pod)
+	}
 	p.selected = p.selectContainers(pod)
 	return p, "", ""
+}
+
+// kubeletStatsMode picks the pod's kubelet stats mode: the namespace's label
+// when the injector allows that mode, else the default; and off, in mode
+// proxy, while the proxy's CA is not in the namespace (the collector could
+// not start without it).
+func (p *plan) kubeletStatsMode(pod *corev1.Pod) KubeletStatsMode {
+	ks := p.cfg.KubeletStats
+	mode := ks.Mode
+	if _, ok := pod.Labels[annotations.KubeletStats]; ok {
+		p.warnf("pod label %s is ignored: the kubelet stats mode is chosen per namespace, by a cluster admin, with the namespace label of that name", annotations.KubeletStats)
+	}
+	if v, ok := p.cfg.Namespace.Labels[annotations.KubeletStats]; ok {
+		switch m := KubeletStatsMode(v); {
+		case !m.valid():
+			p.warnf("namespace label %s=%q is not proxy, direct or off; kubelet stats use the default mode %s", annotations.KubeletStats, v, mode)
+		case !ks.Allows(m):
+			p.warnf("namespace label %s=%s asks for a mode this injector does not allow (kubeletStats.allowedModes: %s); kubelet stats use the default mode %s. A cluster admin can allow it in the injector's configuration",
+				annotations.KubeletStats, v, joinModes(ks.Modes()), mode)
+		default:
+			mode = m
+		}
+	}
+	if mode == KubeletStatsProxy && p.cfg.Namespace.NodeProxyCA == Missing {
+		where := "the pod's namespace"
+		if pod.Namespace != "" {
+			where = "namespace " + pod.Namespace
+		}
+		p.warnf("kubelet stats are off for this pod: the ConfigMap %s, which holds the node proxy's CA, is not in %s yet. The injector publishes it within seconds into namespaces labelled %s=%s; check that label, then re-create the pod (kubectl rollout restart for a Deployment)",
+			ks.NodeProxy.CAConfigMap, where, annotations.Inject, annotations.Enabled)
+		mode = KubeletStatsOff
+	}
+	return mode
+}
+
+func joinModes(ms []KubeletStatsMode) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	return strings.Join(s, ", ")
 }
 
 // IsFargate says whether a pod will run on EKS Fargate: the Fargate profile

@@ -33,6 +33,7 @@ const (
 	SkipWindows         SkipReason = "windows"
 	SkipInvalid         SkipReason = "invalid"
 	SkipConfigError     SkipReason = "config-error"
+	SkipLimitRange      SkipReason = "limit-range"
 	SkipInternalError   SkipReason = "internal-error"
 )
 

@@ -15,7 +15,7 @@ import (
 // (spec.resources) are respected, or the API server would reject the pod:
 // the containers' requests must sum to at most the pod's, and no container
 // limit may exceed the pod's.
-func (p *plan) sizeCollector(orig *corev1.PodSpec, pod *corev1.Pod, collector *corev1.Container) {
+func (p *plan) sizeCollector(orig *corev1.PodSpec, pod *corev1.Pod, collector *corev1.Container) sizing {
 	before, _, okBefore := fargatesize.ForPod(orig)
 
 	res := p.cfg.Collector.Resources.DeepCopy()
@@ -69,9 +69,15 @@ func (p *plan) sizeCollector(orig *corev1.PodSpec, pod *corev1.Pod, collector *c
 				}
 			}
 		}
-		if x > 0 {
+		_, limited := res.Limits[r.name]
+		switch {
+		case x > 0:
 			res.Requests[r.name] = quantity(r.name, x)
-		} else {
+		case limited:
+			// An explicit zero: without a request the API server would
+			// default it to the limit, and Fargate would size the pod by it.
+			res.Requests[r.name] = quantity(r.name, 0)
+		default:
 			delete(res.Requests, r.name)
 		}
 	}
@@ -91,7 +97,19 @@ func (p *plan) sizeCollector(orig *corev1.PodSpec, pod *corev1.Pod, collector *c
 		res.Requests = nil
 	}
 	collector.Resources = *res
+	return sizing{before: before, okBefore: okBefore, fit: fit}
+}
 
+// sizing is what sizeCollector found, for recordFargateSize.
+type sizing struct {
+	before        fargatesize.Size
+	okBefore, fit bool
+}
+
+// recordFargateSize writes the Fargate size before and after injection and
+// warns when injection crosses a step.
+func (p *plan) recordFargateSize(pod *corev1.Pod, s sizing) {
+	before, okBefore, fit := s.before, s.okBefore, s.fit
 	after, _, okAfter := fargatesize.ForPod(&pod.Spec)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}

@@ -49,6 +49,14 @@ const (
 	FargateSizing = Prefix + "fargate-sizing"
 )
 
+// KubeletStats is a namespace label: the kubelet stats mode of the
+// namespace's pods, "proxy", "direct" or "off", honoured when the injector
+// allows that mode (kubeletStats.allowedModes). Namespace labels are for
+// cluster admins to set; a pod cannot choose its mode (direct gives its
+// service account nodes/proxy), so the same key on a pod is ignored with a
+// warning.
+const KubeletStats = Prefix + "kubelet-stats"
+
 // Written by the injector.
 const (
 	// Status records what was injected; its presence makes the injection a

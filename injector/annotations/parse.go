@@ -68,6 +68,8 @@ func Parse(ann map[string]string) (Options, []string) {
 		switch key {
 		case Inject, Status, FargateSizeBefore, FargateSizeAfter:
 			// read elsewhere, or written by the injector
+		case KubeletStats:
+			warn(key, "the kubelet stats mode is chosen per namespace, by a cluster admin, with the namespace label %s (mode direct grants the pod's service account nodes/proxy)", KubeletStats)
 		case Containers:
 			o.Containers = splitList(v)
 		case SkipContainers:

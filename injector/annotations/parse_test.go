@@ -84,6 +84,11 @@ func TestParse(t *testing.T) {
 				t.Fatal(o.FargateSizing)
 			}
 		}, nil},
+		{"a pod cannot choose its kubelet stats mode", map[string]string{KubeletStats: "direct"}, func(t *testing.T, o Options) {
+			if !reflect.DeepEqual(o, Options{}) {
+				t.Fatalf("%+v", o)
+			}
+		}, []string{"annotation fargate-otel.io/kubelet-stats ignored: the kubelet stats mode is chosen per namespace, by a cluster admin"}},
 		{"typo", map[string]string{Prefix + "log-maxsize": "5Mi"}, nil, []string{"annotation fargate-otel.io/log-maxsize is not one fargate-otel knows (typo?); known: fargate-otel.io/containers"}},
 	}
 	for _, tt := range tests {
