@@ -91,7 +91,9 @@ func TestManagedCerts(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		if err := <-exited; err != nil {
+			t.Logf("injector stopped: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("injector logs:\n%s", logs.String())
 		}

@@ -146,7 +146,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 func (s *Syncer) sync(ctx context.Context, f FileSync) error {
 	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, f.Secret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("Secret %s/%s does not exist yet", s.namespace, f.Secret)
+		return fmt.Errorf("the Secret %s/%s does not exist yet", s.namespace, f.Secret)
 	}
 	if err != nil {
 		return err
@@ -154,13 +154,13 @@ func (s *Syncer) sync(ctx context.Context, f FileSync) error {
 	files := map[string][]byte{}
 	for key, name := range f.Files {
 		if len(sec.Data[key]) == 0 {
-			return fmt.Errorf("Secret %s/%s has no %s yet", s.namespace, f.Secret, key)
+			return fmt.Errorf("the Secret %s/%s has no %s yet", s.namespace, f.Secret, key)
 		}
 		files[name] = sec.Data[key]
 	}
 	if c, k := sec.Data[KeyTLSCert], sec.Data[KeyTLSKey]; f.Files[KeyTLSCert] != "" && f.Files[KeyTLSKey] != "" {
 		if _, err := ParseKeyPair(c, k); err != nil {
-			return fmt.Errorf("Secret %s/%s: %w", s.namespace, f.Secret, err)
+			return fmt.Errorf("the Secret %s/%s: %w", s.namespace, f.Secret, err)
 		}
 	}
 	wrote, err := WriteDir(f.Dir, files)

@@ -151,7 +151,7 @@ func (r *Rotator) Reconcile(ctx context.Context) error {
 func (r *Rotator) getSecret(ctx context.Context, name string) (*corev1.Secret, error) {
 	s, err := r.Client.CoreV1().Secrets(r.Config.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("Secret %s/%s does not exist: the Helm chart creates it empty for the injector to fill (helm upgrade puts it back)", r.Config.Namespace, name)
+		return nil, fmt.Errorf("the Secret %s/%s does not exist: the Helm chart creates it empty for the injector to fill (helm upgrade puts it back)", r.Config.Namespace, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read Secret %s/%s: %w", r.Config.Namespace, name, err)
@@ -216,7 +216,7 @@ func (r *Rotator) ensureCABundle(ctx context.Context, name string, bundle []byte
 	api := r.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	mwc, err := api.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("MutatingWebhookConfiguration %s does not exist: it is part of the Helm chart", name)
+		return false, fmt.Errorf("the MutatingWebhookConfiguration %s does not exist: it is part of the Helm chart", name)
 	}
 	if err != nil {
 		return false, fmt.Errorf("read MutatingWebhookConfiguration %s: %w", name, err)

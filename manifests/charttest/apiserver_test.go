@@ -63,7 +63,7 @@ func prepare() error {
 	}
 	var mod struct{ Dir string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("go mod download cert-manager: %v\n%s", err, out)
+		return fmt.Errorf("go mod download cert-manager: %w\n%s", err, out)
 	}
 	certManagerCRDs = filepath.Join(mod.Dir, "deploy", "crds")
 	return nil
