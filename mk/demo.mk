@@ -22,16 +22,16 @@ demo: ## a local Kubernetes, the chart installed, a demo app, its telemetry arri
 	@echo "The first run builds Kubernetes, the collector and the images (about 15-20 min on 2 cores); later runs take a minute or two."
 ifeq ($(DEMO_ON_LOCAL),yes)
 	@echo "==> [1/4] Debian packages, Kubernetes $(K8S_VERSION), CoreDNS and helm (cached under .cache/)"
-	@$(DEMO_PROGRESS) "Kubernetes, CoreDNS, helm" $(MAKE) --no-print-directory k8s-bins coredns-bin helm
+	@$(DEMO_PROGRESS) "Kubernetes, CoreDNS, helm" $(MAKE) -s --no-print-directory k8s-bins coredns-bin helm
 else
 	@echo "==> [1/4] helm"
-	@$(MAKE) --no-print-directory helm
+	@$(MAKE) -s --no-print-directory helm
 endif
 	@echo "==> [2/4] the project's images (make images; the collector is the long part)"
-	@$(DEMO_PROGRESS) "images" $(MAKE) --no-print-directory images
+	@$(DEMO_PROGRESS) "images" $(MAKE) -s --no-print-directory images
 ifeq ($(DEMO_ON_LOCAL),yes)
 	@echo "==> [3/4] the local cluster (make local-cluster-up)"
-	@$(DEMO_PROGRESS) "local cluster" $(MAKE) --no-print-directory local-cluster-up
+	@$(DEMO_PROGRESS) "local cluster" $(MAKE) -s --no-print-directory local-cluster-up
 else
 	@echo "==> [3/4] the cluster of $(KUBECONFIG)"
 endif
@@ -41,7 +41,7 @@ endif
 
 demo-down: ## remove what make demo installed (and the local cluster)
 ifeq ($(DEMO_ON_LOCAL),yes)
-	@$(MAKE) --no-print-directory local-cluster-down
+	@$(MAKE) -s --no-print-directory local-cluster-down
 else
 	@$(GO) build -o $(DEMO_TOOL) ./e2e/cmd/demo
 	$(DEMO_TOOL) down
@@ -49,4 +49,5 @@ endif
 
 # The end-to-end test of the product installs the chart with helm, imports
 # the images of `make images` and runs `fargate-otel doctor`.
+export FARGATE_OTEL_IMAGES_DIR := $(IMAGES_DIR)
 e2e: images helm $(BIN)/fargate-otel

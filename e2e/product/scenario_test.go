@@ -100,7 +100,15 @@ func TestProduct(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.LoadImage(ctx, bins.SinkSpec()); err != nil {
+	sinkImg, sinkRef, err := bins.SinkImage(scenario.SinkRepository)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkArchive, err := scenario.WriteArchive(t.TempDir(), sinkRef, sinkImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ImportImage(ctx, sinkArchive); err != nil {
 		t.Fatal(err)
 	}
 	serveRegistry(t)
@@ -118,7 +126,7 @@ func TestProduct(t *testing.T) {
 	if err := scenario.EnsureNamespace(ctx, cs, scenario.Namespace(nsGateway, nil)); err != nil {
 		t.Fatal(err)
 	}
-	dep, svc := scenario.Sink(nsGateway, scenario.SinkImage, corev1.PullNever)
+	dep, svc := scenario.Sink(nsGateway, sinkRef, corev1.PullNever)
 	if err := scenario.ApplyDeployment(ctx, cs, dep); err != nil {
 		t.Fatal(err)
 	}

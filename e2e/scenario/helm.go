@@ -109,7 +109,9 @@ func (h Helm) Template(ctx context.Context, values map[string]any) (string, erro
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	return h.run(ctx, time.Minute, "template", Release, filepath.Join(root, ChartDir), "--namespace", ReleaseNamespace, "--values", f.Name())
+	quiet := h
+	quiet.Log = nil
+	return quiet.run(ctx, time.Minute, "template", Release, filepath.Join(root, ChartDir), "--namespace", ReleaseNamespace, "--values", f.Name())
 }
 
 func (h Helm) run(ctx context.Context, timeout time.Duration, args ...string) (string, error) {

@@ -2,8 +2,8 @@ package scenario
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -12,11 +12,13 @@ import (
 )
 
 // Images of the scenario itself (the product's come from `make images`).
+// Every tag is the start of the image's digest, so that a changed binary is
+// a new tag: a Deployment then rolls, and a kubelet never runs a stale image.
 const (
-	// SinkImage and RegistryImage are imported into containerd (pull
-	// policy Never) on the local cluster.
-	SinkImage     = "localhost/fargate-otel-demo/otlp-sink:v1"
-	RegistryImage = "localhost/fargate-otel-demo/registry:v1"
+	// SinkRepository and RegistryRepository are imported into containerd
+	// (pull policy Never) on the local cluster.
+	SinkRepository     = "localhost/fargate-otel-demo/otlp-sink"
+	RegistryRepository = "localhost/fargate-otel-demo/registry"
 	// AppRepository is the demo app's repository in a registry.
 	AppRepository = "fargate-otel-demo/demo-app"
 )
@@ -50,23 +52,27 @@ func BuildBinaries(ctx context.Context, dir string) (Binaries, error) {
 	return b, nil
 }
 
-// SinkSpec and RegistrySpec are the images of the sink and the registry.
-func (b Binaries) SinkSpec() images.Spec {
-	return images.Spec{Ref: SinkImage, Binary: b.Sink, Path: "/otlpsink"}
+// SinkImage is the sink's image and its reference under repo.
+func (b Binaries) SinkImage(repo string) (v1.Image, string, error) {
+	return build(images.Spec{Binary: b.Sink, Path: "/otlpsink"}, repo)
 }
 
-func (b Binaries) RegistrySpec() images.Spec {
-	return images.Spec{Ref: RegistryImage, Binary: b.Registry, Path: "/registry"}
+// RegistryImage is the registry's image and its reference under repo.
+func (b Binaries) RegistryImage(repo string) (v1.Image, string, error) {
+	return build(images.Spec{Binary: b.Registry, Path: "/registry"}, repo)
 }
 
-// AppImage builds the demo app's image, with ENTRYPOINT and CMD in its
-// config (the pods give no command, so the injector must read them), and
-// returns it with its reference in registry (host[:port][/prefix]): the tag
-// is the start of its digest, so that a changed app is a new tag and a
-// kubelet never runs a stale one.
+// AppImage is the demo app's image, with ENTRYPOINT and CMD in its config
+// (the pods give no command, so the injector must read them), and its
+// reference in registry (host[:port][/prefix]).
 func (b Binaries) AppImage(registry string) (v1.Image, string, error) {
-	img, err := images.Build(images.Spec{Binary: b.App, Path: "/demoapp", Entrypoint: AppEntrypoint, Cmd: AppCmd,
-		Labels: map[string]string{"org.opencontainers.image.title": "fargate-otel demo app"}})
+	return build(images.Spec{Binary: b.App, Path: "/demoapp", Entrypoint: AppEntrypoint, Cmd: AppCmd,
+		Labels: map[string]string{"org.opencontainers.image.title": "fargate-otel demo app"}}, registry+"/"+AppRepository)
+}
+
+// build makes the image of spec, tagged repo:<first 12 digits of its digest>.
+func build(spec images.Spec, repo string) (v1.Image, string, error) {
+	img, err := images.Build(spec)
 	if err != nil {
 		return nil, "", err
 	}
@@ -74,5 +80,12 @@ func (b Binaries) AppImage(registry string) (v1.Image, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return img, fmt.Sprintf("%s/%s:%s", registry, AppRepository, d.Hex[:12]), nil
+	return img, repo + ":" + d.Hex[:12], nil
+}
+
+// WriteArchive writes img, tagged ref, as a docker-archive in dir for
+// `ctr images import`, and returns the file.
+func WriteArchive(dir, ref string, img v1.Image) (string, error) {
+	file := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
+	return file, images.WriteArchive(file, ref, img)
 }

@@ -3,13 +3,17 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 )
 
 // ProductImages are the project's images as `make images` built them.
@@ -28,13 +32,37 @@ func (p ProductImages) refs() []*string {
 // envImages is where the Makefile says `make images` put them.
 const envImages = "FARGATE_OTEL_IMAGES_DIR"
 
-// FindProductImages finds what `make images` built.
+// productBinaries are the images' files (<binary>.tar), in the order of
+// the ProductImages fields.
+var productBinaries = []string{"fargate-otel-tee", "fargate-otel-collector", "fargate-otel-injector", "fargate-otel-nodeproxy"}
+
+// FindProductImages finds what `make images` built: the docker-archives in
+// $FARGATE_OTEL_IMAGES_DIR (default <repo>/.cache/images), and the tag each
+// carries.
 func FindProductImages() (ProductImages, error) {
 	dir := os.Getenv(envImages)
 	if dir == "" {
-		return ProductImages{}, fmt.Errorf("$%s is unset: run `make images`, or the test through `make e2e`", envImages)
+		root, err := cluster.RepoRoot()
+		if err != nil {
+			return ProductImages{}, err
+		}
+		dir = filepath.Join(root, ".cache", "images")
 	}
-	return ProductImages{}, fmt.Errorf("not yet")
+	p := ProductImages{Archives: map[string]string{}}
+	dst := []*string{&p.Tee, &p.Collector, &p.Injector, &p.NodeProxy}
+	for i, b := range productBinaries {
+		file := filepath.Join(dir, b+".tar")
+		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
+		if err != nil {
+			return p, fmt.Errorf("the image of %s: %w (run `make images`)", b, err)
+		}
+		if len(m) != 1 || len(m[0].RepoTags) != 1 {
+			return p, fmt.Errorf("%s: want one image with one tag, as `make images` writes", file)
+		}
+		*dst[i] = m[0].RepoTags[0]
+		p.Archives[m[0].RepoTags[0]] = file
+	}
+	return p, nil
 }
 
 // PushTo pushes every image to prefix (registry[/path]), keeping each

@@ -41,30 +41,32 @@ func ChartValues(o ValuesOptions) map[string]any {
 	}
 	image := func(ref string) map[string]any {
 		repo, tag := splitRef(ref)
-		return map[string]any{"repository": repo, "tag": tag, "pullPolicy": string(pull)}
+		return map[string]any{"repository": repo, "tag": tag}
 	}
 	kubeletStats := map[string]any{"mode": "proxy"}
-	if o.AllowDirect {
-		kubeletStats["allowedModes"] = []string{"proxy", "direct"}
-	}
 	if o.KubeletStatsEvery > 0 {
 		kubeletStats["interval"] = o.KubeletStatsEvery.String()
+	}
+	insecure := o.InsecureRegistries
+	if insecure == nil {
+		insecure = []string{}
 	}
 	return map[string]any{
 		"clusterName": o.ClusterName,
 		"scope":       "all",
 		"images": map[string]any{
-			"tee":       image(o.Images.Tee),
-			"collector": image(o.Images.Collector),
-			"injector":  image(o.Images.Injector),
-			"nodeproxy": image(o.Images.NodeProxy),
+			"pullPolicy": string(pull),
+			"tee":        image(o.Images.Tee),
+			"collector":  image(o.Images.Collector),
+			"injector":   image(o.Images.Injector),
+			"nodeproxy":  image(o.Images.NodeProxy),
 		},
 		"exporters": []map[string]any{{
 			"id":     "otlp_grpc/sink",
 			"config": map[string]any{"endpoint": o.SinkEndpoint, "tls": map[string]any{"insecure": true}},
 		}},
 		"kubeletStats": kubeletStats,
-		"injector":     map[string]any{"insecureRegistries": o.InsecureRegistries},
+		"imageLookup":  map[string]any{"insecureRegistries": insecure},
 	}
 }
 

@@ -231,7 +231,21 @@ func Summarize(logs []Log, metrics []MetricSeries, spans []Span) string {
 	}
 	fmt.Fprintf(&b, "metrics: %d received\n", total)
 	for _, who := range sortedKeys(names) {
-		fmt.Fprintf(&b, "  %s: %s\n", who, strings.Join(sortedKeys(names[who]), ", "))
+		var kubelet, other []string
+		for _, n := range sortedKeys(names[who]) {
+			if IsKubeletStat(n) {
+				kubelet = append(kubelet, n)
+			} else {
+				other = append(other, n)
+			}
+		}
+		fmt.Fprintf(&b, "  %s:\n", who)
+		if len(kubelet) > 0 {
+			writeWrapped(&b, fmt.Sprintf("    kubelet stats (%d): ", len(kubelet)), kubelet)
+		}
+		if len(other) > 0 {
+			writeWrapped(&b, "    from the app: ", other)
+		}
 	}
 
 	traces := map[string]bool{}
@@ -256,6 +270,35 @@ func Summarize(logs []Log, metrics []MetricSeries, spans []Span) string {
 		fmt.Fprintf(&b, "  %s: %s\n", who, strings.Join(parts, ", "))
 	}
 	return b.String()
+}
+
+// IsKubeletStat says whether a metric name is one of the kubelet_stats
+// receiver's.
+func IsKubeletStat(name string) bool {
+	for _, p := range []string{"k8s.pod.", "container.", "k8s.node.", "k8s.volume."} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeWrapped writes lead and the words, comma-separated, in lines of at
+// most about 100 characters, continued lines indented under the first word.
+func writeWrapped(b *strings.Builder, lead string, words []string) {
+	line := lead
+	pad := strings.Repeat(" ", len(lead))
+	for i, w := range words {
+		if i < len(words)-1 {
+			w += ","
+		}
+		if len(line)+len(w) > 100 && line != lead && line != pad {
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+			line = pad
+		}
+		line += w + " "
+	}
+	b.WriteString(strings.TrimRight(line, " ") + "\n")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

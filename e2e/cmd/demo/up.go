@@ -59,11 +59,11 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 	}
 
 	vo := scenario.ValuesOptions{ClusterName: "demo", SinkEndpoint: scenario.SinkEndpoint(nsGateway), KubeletStatsEvery: 10 * time.Second}
-	sinkImage, sinkPull := scenario.SinkImage, corev1.PullNever
-	var appRef string
+	var sinkImage, appRef string
+	sinkPull := corev1.PullNever
 	if o.local {
 		step("loading the images into %s", where)
-		if appRef, err = loadLocal(ctx, o, cs, product, bins); err != nil {
+		if sinkImage, appRef, err = loadLocal(ctx, o, cs, product, bins); err != nil {
 			return err
 		}
 		vo.Images = product
@@ -141,20 +141,25 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 		kubectl = filepath.Join(o.localDir, "kubectl")
 	}
 	step("the demo is up (%v). Look further:", time.Since(t0).Round(time.Second))
-	info("%s -n %s logs deployment/demo-app -c app        # the app's own output, as without fargate-otel", kubectl, nsDemo)
-	info("%s -n %s logs deployment/%s -f             # the telemetry as it arrives", kubectl, nsGateway, scenario.SinkName)
-	info("%s -n %s get pod %s -o yaml   # what was injected", kubectl, nsDemo, pod.Name)
-	info("make demo-down                                   # remove it all")
+	for _, l := range [][2]string{
+		{"the app's own output, as without fargate-otel", fmt.Sprintf("%s -n %s logs deployment/demo-app -c app", kubectl, nsDemo)},
+		{"the telemetry as it arrives", fmt.Sprintf("%s -n %s logs deployment/%s -f", kubectl, nsGateway, scenario.SinkName)},
+		{"what was injected", fmt.Sprintf("%s -n %s get pod %s -o yaml", kubectl, nsDemo, pod.Name)},
+		{"remove it all", "make demo-down"},
+	} {
+		info("%s:\n        %s", l[0], l[1])
+	}
 	return nil
 }
 
 // loadLocal imports the images into the local cluster's containerd, starts
 // its registry and pushes the demo app there (from inside the cluster's
-// network namespace, where the registry is).
-func loadLocal(ctx context.Context, o options, cs kubernetes.Interface, product scenario.ProductImages, bins scenario.Binaries) (string, error) {
+// network namespace, where the registry is). It returns the sink's and the
+// app's references.
+func loadLocal(ctx context.Context, o options, cs kubernetes.Interface, product scenario.ProductImages, bins scenario.Binaries) (string, string, error) {
 	st, err := cluster.ReadState(filepath.Join(o.localDir, "cluster"))
 	if err != nil {
-		return "", fmt.Errorf("the local cluster's state: %w (make local-cluster-up)", err)
+		return "", "", fmt.Errorf("the local cluster's state: %w (make local-cluster-up)", err)
 	}
 	var archives []string
 	for _, a := range product.Archives {
@@ -162,52 +167,62 @@ func loadLocal(ctx context.Context, o options, cs kubernetes.Interface, product 
 	}
 	dir, err := os.MkdirTemp("", "fargate-otel-demo-images-")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	for _, spec := range []images.Spec{bins.SinkSpec(), bins.RegistrySpec()} {
-		file := filepath.Join(dir, filepath.Base(spec.Binary)+".tar")
-		if err := images.BuildArchive(file, spec); err != nil {
-			return "", err
+	sinkImg, sinkRef, err := bins.SinkImage(scenario.SinkRepository)
+	if err != nil {
+		return "", "", err
+	}
+	regImg, regRef, err := bins.RegistryImage(scenario.RegistryRepository)
+	if err != nil {
+		return "", "", err
+	}
+	for ref, img := range map[string]v1.Image{sinkRef: sinkImg, regRef: regImg} {
+		file, err := scenario.WriteArchive(dir, ref, img)
+		if err != nil {
+			return "", "", err
 		}
 		archives = append(archives, file)
 	}
 	for _, a := range archives {
 		out, err := exec.CommandContext(ctx, "ctr", "--address", st.ContainerdSocket, "--namespace", "k8s.io", "images", "import", a).CombinedOutput()
 		if err != nil {
-			return "", fmt.Errorf("ctr images import %s: %w: %s", a, err, out)
+			return "", "", fmt.Errorf("ctr images import %s: %w: %s", a, err, out)
 		}
-		info("imported %s", strings.TrimSpace(firstWord(string(out))))
+		info("imported %s", importedRef(string(out)))
 	}
-	if err := scenario.ApplyDeployment(ctx, cs, scenario.Registry(nsGateway, scenario.RegistryImage)); err != nil {
-		return "", err
+	if err := scenario.ApplyDeployment(ctx, cs, scenario.Registry(nsGateway, regRef)); err != nil {
+		return "", "", err
 	}
 	if err := scenario.WaitDeployment(ctx, cs, nsGateway, scenario.RegistryName, 2*time.Minute); err != nil {
-		return "", err
+		return "", "", err
 	}
-	_, ref, err := bins.AppImage(cluster.RegistryHost)
+	_, appRef, err := bins.AppImage(cluster.RegistryHost)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	// The registry is on the node's address, inside the cluster's network
 	// namespace: push from there.
-	out, err := exec.CommandContext(ctx, "nsenter", "--net="+localNetNS, "--", self, "_push", bins.App, ref).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "nsenter", "--net="+localNetNS, "--", self, "_push", bins.App, appRef).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("push the demo app to the cluster's registry: %w: %s", err, out)
+		return "", "", fmt.Errorf("push the demo app to the cluster's registry: %w: %s", err, out)
 	}
-	info("pushed %s (the kubelet pulls it from there, the injector reads its ENTRYPOINT and CMD there)", ref)
-	return ref, nil
+	info("pushed %s (the kubelet pulls it from there, the injector reads its ENTRYPOINT and CMD there)", appRef)
+	return sinkRef, appRef, nil
 }
 
-func firstWord(s string) string {
-	if f := strings.Fields(s); len(f) > 0 {
-		return strings.Join(f, " ")
+// importedRef reads the reference from ctr's "unpacking REF (sha256:...)...done".
+func importedRef(out string) string {
+	f := strings.Fields(out)
+	if len(f) >= 2 && f[0] == "unpacking" {
+		return f[1]
 	}
-	return s
+	return strings.TrimSpace(out)
 }
 
 // pushInside runs in the local cluster's network namespace: `_push BINARY REF`.
@@ -238,12 +253,10 @@ func pushAll(ctx context.Context, o options, product scenario.ProductImages, bin
 	if err != nil {
 		return pushed, "", "", err
 	}
-	sinkImg, err := images.Build(bins.SinkSpec())
+	sinkImg, sinkRef, err := bins.SinkImage(prefix + "/fargate-otel-demo-otlp-sink")
 	if err != nil {
 		return pushed, "", "", err
 	}
-	_, sinkTag := splitTag(scenario.SinkImage)
-	sinkRef := prefix + "/fargate-otel-demo-otlp-sink:" + sinkTag
 	appImg, appRef, err := bins.AppImage(prefix)
 	if err != nil {
 		return pushed, "", "", err
@@ -262,14 +275,6 @@ func pushAll(ctx context.Context, o options, product scenario.ProductImages, bin
 		info("pushed %s", p.ref)
 	}
 	return pushed, sinkRef, appRef, nil
-}
-
-func splitTag(ref string) (string, string) {
-	i := strings.LastIndexByte(ref, ':')
-	if i < 0 || strings.Contains(ref[i:], "/") {
-		return ref, "latest"
-	}
-	return ref[:i], ref[i+1:]
 }
 
 func registryHost(prefix string) string {
@@ -328,7 +333,7 @@ func awaitTelemetry(ctx context.Context, sink sinkapi.Client, pod *corev1.Pod) e
 		}
 		kubelet := 0
 		for _, m := range metrics {
-			if strings.HasPrefix(m.Name, "k8s.pod.") || strings.HasPrefix(m.Name, "container.") {
+			if sinkapi.IsKubeletStat(m.Name) {
 				kubelet += m.Count
 			}
 		}

@@ -149,7 +149,7 @@ func TestQueriesAndSummary(t *testing.T) {
 		"logs: 4 lines",
 		`shop/web-1 container app: stdout 2, stderr 1; last: "c"`,
 		"metrics: 3 received",
-		"shop/web-1: k8s.pod.cpu.time, k8s.pod.memory.usage",
+		"shop/web-1:\n    kubelet stats (2): k8s.pod.cpu.time, k8s.pod.memory.usage\n",
 		"spans: 1 in 1 traces",
 		"service demo-app in shop/web-1: demo-app.work x1",
 	} {
