@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -64,6 +65,8 @@ func TestProduct(t *testing.T) {
 		t.Logf("[%5.1fs] %s", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
 	}
 	e := &env{}
+	// Only this run's logs and findings under _artifacts/e2e/TestProduct.
+	_ = os.RemoveAll(filepath.Join(cluster.ArtifactsDir(), t.Name()))
 
 	// Before the cluster: what a user has on their machine.
 	product, err := scenario.FindProductImages()

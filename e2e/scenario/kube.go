@@ -19,20 +19,25 @@ import (
 )
 
 // Poll calls f until it returns nil, every 250 ms, for at most timeout (or
-// until ctx ends); the error says what was last wrong.
+// until ctx ends); the error says what was last wrong (not that the last
+// attempt was cut short by the deadline).
 func Poll(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var last error
 	for {
 		err := f(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, err)
+			return fmt.Errorf("after %v: %w", timeout, last)
 		case <-tick.C:
 		}
 	}

@@ -44,6 +44,10 @@ func ChartValues(o ValuesOptions) map[string]any {
 		return map[string]any{"repository": repo, "tag": tag}
 	}
 	kubeletStats := map[string]any{"mode": "proxy"}
+	if o.AllowDirect {
+		// A namespace then chooses direct with its label KubeletStatsLabel.
+		kubeletStats["allowedModes"] = []string{"proxy", "direct", "off"}
+	}
 	if o.KubeletStatsEvery > 0 {
 		kubeletStats["interval"] = o.KubeletStatsEvery.String()
 	}
