@@ -119,7 +119,7 @@ func (s *server) addLogs(ld plog.Logs, received time.Time) {
 	s.printMu.Lock()
 	defer s.printMu.Unlock()
 	for _, l := range batch {
-		fmt.Fprintf(s.out, "log     %s %-6s %s\n", who(l.Resource, true), l.Stream(), l.Body)
+		_, _ = fmt.Fprintf(s.out, "log     %s %-6s %s\n", who(l.Resource, true), l.Stream(), l.Body)
 	}
 }
 
@@ -175,10 +175,10 @@ func (s *server) printMetricsAndSpans(ctx context.Context) {
 			if len(shown) > 6 {
 				shown = append(append([]string(nil), shown[:6]...), fmt.Sprintf("and %d more", len(names)-6))
 			}
-			fmt.Fprintf(s.out, "metrics %s: %d: %s\n", w, len(byWho[w]), strings.Join(shown, ", "))
+			_, _ = fmt.Fprintf(s.out, "metrics %s: %d: %s\n", w, len(byWho[w]), strings.Join(shown, ", "))
 		}
 		for _, sp := range spans[seenSpans:] {
-			fmt.Fprintf(s.out, "span    %s %s trace %s\n", who(sp.Resource, false), sp.Name, sp.TraceID)
+			_, _ = fmt.Fprintf(s.out, "span    %s %s trace %s\n", who(sp.Resource, false), sp.Name, sp.TraceID)
 		}
 		s.printMu.Unlock()
 		seenMetrics, seenSpans = len(metrics), len(spans)
