@@ -39,7 +39,7 @@ func (c *certOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.webhookSecret, "webhook-secret", "fargate-otel-injector-tls", "Secret holding the webhook's serving certificate (--manage-certs)")
 	fs.StringVar(&c.webhookService, "webhook-service", "fargate-otel-injector", "Service the API server calls the webhook through: the certificate's DNS names (--manage-certs)")
 	fs.StringVar(&c.webhookConfig, "webhook-config-name", "fargate-otel-injector", "MutatingWebhookConfiguration whose caBundle is kept in sync (--manage-certs)")
-	fs.StringVar(&c.proxySecret, "nodeproxy-secret", "fargate-otel-nodeproxy-tls", "Secret holding the node proxy's serving certificate, issued in kubelet stats mode proxy (--manage-certs; empty: none)")
+	fs.StringVar(&c.proxySecret, "nodeproxy-secret", "fargate-otel-nodeproxy-tls", "Secret holding the node proxy's serving certificate, issued when kubelet stats mode proxy is the default or allowed (--manage-certs; empty: none)")
 	fs.StringVar(&c.proxyCAFile, "nodeproxy-ca-file", controllers.DefaultCAFile, "the node proxy's CA bundle, published to opted-in namespaces; with --manage-certs the injector writes it")
 	fs.DurationVar(&c.caValidity, "ca-validity", certs.DefaultCAValidity, "lifetime of a generated CA (--manage-certs)")
 	fs.DurationVar(&c.certValidity, "cert-validity", certs.DefaultCertValidity, "lifetime of a generated serving certificate; renewed when a third is left (--manage-certs)")
@@ -82,7 +82,7 @@ func setupCertRotation(mgr manager.Manager, opts *options, cfg injector.Config, 
 	}
 	files := []certs.FileSync{{Secret: c.webhookSecret, Dir: opts.certDir,
 		Files: map[string]string{certs.KeyTLSCert: opts.certName, certs.KeyTLSKey: opts.keyName}}}
-	if np := cfg.KubeletStats.NodeProxy; cfg.KubeletStats.Mode == injector.KubeletStatsProxy && c.proxySecret != "" {
+	if np := cfg.KubeletStats.NodeProxy; cfg.KubeletStats.Allows(injector.KubeletStatsProxy) && c.proxySecret != "" {
 		conf.Leaves = append(conf.Leaves, certs.Leaf{Secret: c.proxySecret, DNSNames: certs.ServiceDNSNames(np.Service, np.Namespace)})
 		files = append(files, certs.FileSync{Secret: c.proxySecret, Dir: filepath.Dir(c.proxyCAFile),
 			Files: map[string]string{certs.KeyCABundle: filepath.Base(c.proxyCAFile)}})

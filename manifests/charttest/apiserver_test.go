@@ -301,28 +301,35 @@ func TestAPIServerAcceptsEveryVariant(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 
-	for name, values := range map[string]map[string]any{
-		"defaults":                          nil,
-		"mode direct":                       {"kubeletStats": map[string]any{"mode": "direct"}},
-		"mode off":                          {"kubeletStats": map[string]any{"mode": "off"}},
-		"cert-manager":                      {"certManager": map[string]any{"enabled": true}},
-		"cert-manager with a ClusterIssuer": {"certManager": map[string]any{"enabled": true, "issuerRef": map[string]any{"kind": "ClusterIssuer", "name": "corp"}}},
-		"everything changed": {
+	for _, v := range []struct {
+		name   string
+		values map[string]any
+	}{
+		// defaults first and applied for real: the variants are then
+		// dry-run over existing objects, as an upgrade would change them.
+		{"defaults", nil},
+		{"mode direct", map[string]any{"kubeletStats": map[string]any{"mode": "direct"}}},
+		{"mode off", map[string]any{"kubeletStats": map[string]any{"mode": "off", "allowedModes": []string{}}}},
+		{"cert-manager", map[string]any{"certManager": map[string]any{"enabled": true}}},
+		{"cert-manager with a ClusterIssuer", map[string]any{"certManager": map[string]any{"enabled": true, "issuerRef": map[string]any{"kind": "ClusterIssuer", "name": "corp"}}}},
+		{"everything changed", map[string]any{
 			"images":      map[string]any{"pullSecrets": []string{"regcred"}},
 			"imageLookup": map[string]any{"pullSecretNamespaces": []string{"shop"}, "insecureRegistries": []string{"r:5000"}},
 			"injector": map[string]any{"replicas": 1, "hostNetwork": true, "port": 10260, "failurePolicy": "Fail", "timeoutSeconds": 15,
 				"tolerations": []map[string]any{{"key": "x", "operator": "Exists"}}, "nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
 				"topologySpreadConstraints": []map[string]any{{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
 					"labelSelector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/component": "injector"}}}}},
-			"nodeproxy": map[string]any{"replicas": 3, "rate": 2.5},
-		},
+			"nodeproxy":    map[string]any{"replicas": 3, "rate": 2.5},
+			"kubeletStats": map[string]any{"allowedModes": []string{"proxy", "direct", "off"}},
+		}},
 	} {
+		name, values := v.name, v.values
 		t.Run(name, func(t *testing.T) {
 			manifest, err := templateRaw(t, values)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out, err := k.kubectl(ctx, manifest, "apply", "--dry-run=server", "--validate=strict", "-f", "-"); err != nil {
+			if out, err := k.kubectl(ctx, manifest, "apply", "--server-side", "--field-manager=charttest", "--dry-run=server", "--validate=strict", "-f", "-"); err != nil {
 				t.Fatalf("the API server refuses the chart: %v\n%s", err, out)
 			}
 			if name != "defaults" {

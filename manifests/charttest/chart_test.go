@@ -7,6 +7,8 @@ package charttest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -361,20 +364,44 @@ func TestSchedulingValues(t *testing.T) {
 	}
 }
 
-// TestKubeletStatsModes: the node proxy exists in mode proxy only, and the
-// injector mounts its CA only then.
+// TestKubeletStatsModes: the node proxy exists when mode proxy is in use
+// (the default mode, or one namespaces may choose), and the injector mounts
+// its CA only then.
 func TestKubeletStatsModes(t *testing.T) {
-	for name, value := range map[string]any{"proxy": "proxy", "direct": "direct", "off": "off", "off unquoted in YAML": false} {
-		mode := fmt.Sprint(value)
-		if value == false {
+	for name, c := range map[string]struct {
+		mode    any
+		allowed []any
+		proxy   bool
+	}{
+		"proxy only":              {"proxy", []any{}, true},
+		"direct only":             {"direct", []any{}, false},
+		"off only":                {"off", []any{}, false},
+		"off unquoted in YAML":    {false, []any{}, false},
+		"off, proxy allowed":      {"off", []any{"proxy"}, true},
+		"direct, default allowed": {"direct", nil, true},
+		"proxy, direct allowed":   {"proxy", []any{"proxy", "direct", false}, true},
+	} {
+		mode := fmt.Sprint(c.mode)
+		if c.mode == false {
 			mode = "off"
 		}
 		t.Run(name, func(t *testing.T) {
-			objs := render(t, map[string]any{"kubeletStats": map[string]any{"mode": value}})
-			if got := config(t, objs).KubeletStats.Mode; string(got) != mode {
+			ks := map[string]any{"mode": c.mode}
+			if c.allowed != nil {
+				ks["allowedModes"] = c.allowed
+			}
+			objs := render(t, map[string]any{"kubeletStats": ks})
+			cfg := config(t, objs)
+			if got := cfg.KubeletStats.Mode; string(got) != mode {
 				t.Errorf("config mode %s", got)
 			}
-			proxy := mode == "proxy"
+			if c.allowed != nil && len(cfg.KubeletStats.AllowedModes) != len(c.allowed) {
+				t.Errorf("allowedModes %v, want %v", cfg.KubeletStats.AllowedModes, c.allowed)
+			}
+			proxy := c.proxy
+			if proxy != cfg.KubeletStats.Allows(injector.KubeletStatsProxy) {
+				t.Fatalf("the test expects proxy in use %v, the injector says %v", proxy, !proxy)
+			}
 			for _, kind := range []string{"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ClusterRole", "ClusterRoleBinding"} {
 				if got := objs.find(kind, "fargate-otel-nodeproxy") != nil; got != proxy {
 					t.Errorf("%s fargate-otel-nodeproxy rendered: %v", kind, got)
@@ -383,12 +410,15 @@ func TestKubeletStatsModes(t *testing.T) {
 			if got := objs.find("Secret", "fargate-otel-nodeproxy-tls") != nil; got != proxy {
 				t.Errorf("Secret fargate-otel-nodeproxy-tls rendered: %v", got)
 			}
-			d, c := injectorDeployment(t, objs)
-			mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/fargate-otel/nodeproxy-ca" })
+			direct := cfg.KubeletStats.Allows(injector.KubeletStatsDirect)
+			if got := objs.find("ClusterRole", "fargate-otel-kubelet-stats-direct") != nil; got != direct {
+				t.Errorf("ClusterRole fargate-otel-kubelet-stats-direct rendered: %v, direct in use: %v", got, direct)
+			}
+			_, ic := injectorDeployment(t, objs)
+			mounted := slices.ContainsFunc(ic.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/fargate-otel/nodeproxy-ca" })
 			if mounted != proxy {
 				t.Errorf("the proxy's CA mounted into the injector: %v", mounted)
 			}
-			_ = d
 			if !proxy {
 				return
 			}
@@ -560,4 +590,56 @@ func ruleText(objs objects, kind, name string) string {
 	}
 	b, _ := yaml.Marshal(u.Object["rules"])
 	return string(b)
+}
+
+// TestDefaultsAreTheInjectorDefaults: with default values, the config file
+// says what the injector would do without one, except what only the chart
+// knows (images of its version, its namespace, the gateway spelled out), so
+// that values.yaml documents the product's real defaults.
+func TestDefaultsAreTheInjectorDefaults(t *testing.T) {
+	got := config(t, render(t, nil))
+	want := injector.DefaultConfig()
+	want.Images = got.Images
+	want.Exporters = got.Exporters
+	want.KubeletStats.NodeProxy.Namespace = namespace
+	if !equality.Semantic.DeepEqual(got, want) {
+		gy, _ := yaml.Marshal(got)
+		wy, _ := yaml.Marshal(want)
+		t.Errorf("the chart's default config differs from injector.DefaultConfig():\nchart:\n%s\ninjector:\n%s", gy, wy)
+	}
+}
+
+// TestVersions: one version for the chart, its appVersion, the image tags
+// (make images tags them with internal/version) and the image repositories.
+func TestVersions(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		Version    string `json:"version"`
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(data, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if chart.Version != version.Version || chart.AppVersion != version.Version {
+		t.Errorf("Chart.yaml version %s, appVersion %s; internal/version.Version %s: bump them together", chart.Version, chart.AppVersion, version.Version)
+	}
+	data, err = os.ReadFile(filepath.Join(chartDir(t), "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Images map[string]any `json:"images"`
+	}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"injector", "nodeproxy", "tee", "collector"} {
+		img, _ := values.Images[b].(map[string]any)
+		if img["repository"] != version.ImageRegistry+"/fargate-otel-"+b || img["tag"] != "" {
+			t.Errorf("images.%s = %v: want repository %s/fargate-otel-%s and an empty tag (the appVersion)", b, img, version.ImageRegistry, b)
+		}
+	}
 }

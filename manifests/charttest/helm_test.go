@@ -97,7 +97,14 @@ func valuesFile(t testing.TB, values map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := filepath.Join(t.TempDir(), "values.yaml")
+	// Not under t.TempDir(): helm splits --values at commas, which test
+	// names may hold.
+	dir, err := os.MkdirTemp("", "charttest-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	f := filepath.Join(dir, "values.yaml")
 	if err := os.WriteFile(f, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

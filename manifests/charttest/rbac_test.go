@@ -17,12 +17,12 @@ import (
 )
 
 // rbacFiles are the files nodeproxy/rbac generates, and the kubelet stats
-// modes in which the chart must render each.
-var rbacFiles = map[string][]string{
-	"proxy.yaml":           {"proxy"},
-	"injector.yaml":        {"proxy", "direct", "off"},
-	"injector-direct.yaml": {"direct"},
-	"direct.yaml":          {"direct"},
+// mode whose use (as the default or an allowed mode) needs each ("" always).
+var rbacFiles = map[string]string{
+	"proxy.yaml":           "proxy",
+	"injector.yaml":        "",
+	"injector-direct.yaml": "direct",
+	"direct.yaml":          "direct",
 }
 
 // TestRBACEqualsNodeproxyFiles: the chart's kubelet stats RBAC is exactly
@@ -33,10 +33,16 @@ func TestRBACEqualsNodeproxyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []string{"proxy", "direct", "off"} {
-		t.Run(mode, func(t *testing.T) {
+	for name, inUse := range map[string][]string{
+		"proxy":                 {"proxy"},
+		"direct":                {"direct"},
+		"off":                   {"off"},
+		"proxy, direct allowed": {"proxy", "direct"},
+	} {
+		t.Run(name, func(t *testing.T) {
 			// Another release namespace, to see that it replaces fargate-otel.
-			out, err := runHelm(t, "template", release, chartDir(t), "--namespace", "observability", "--kube-version", kubeVersion, "--set", "kubeletStats.mode="+mode)
+			out, err := runHelm(t, "template", release, chartDir(t), "--namespace", "observability", "--kube-version", kubeVersion,
+				"--set", "kubeletStats.mode="+inUse[0], "--set", "kubeletStats.allowedModes={"+strings.Join(inUse, ",")+"}")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +50,7 @@ func TestRBACEqualsNodeproxyFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for file, modes := range rbacFiles {
+			for file, needs := range rbacFiles {
 				data, err := os.ReadFile(filepath.Join(root, "nodeproxy", "rbac", file))
 				if err != nil {
 					t.Fatal(err)
@@ -58,18 +64,18 @@ func TestRBACEqualsNodeproxyFiles(t *testing.T) {
 				}
 				for _, w := range want {
 					got := chart.find(w.GetKind(), w.GetName())
-					if !slices.Contains(modes, mode) {
+					if needs != "" && !slices.Contains(inUse, needs) {
 						if got != nil {
-							t.Errorf("mode %s: the chart renders %s %s (from %s), which only modes %v need", mode, w.GetKind(), w.GetName(), file, modes)
+							t.Errorf("modes %v: the chart renders %s %s (from %s), which only mode %s needs", inUse, w.GetKind(), w.GetName(), file, needs)
 						}
 						continue
 					}
 					if got == nil {
-						t.Errorf("mode %s: the chart lacks %s %s of nodeproxy/rbac/%s", mode, w.GetKind(), w.GetName(), file)
+						t.Errorf("modes %v: the chart lacks %s %s of nodeproxy/rbac/%s", inUse, w.GetKind(), w.GetName(), file)
 						continue
 					}
 					if diff := rbacDiff(t, w, got); diff != "" {
-						t.Errorf("mode %s: %s %s differs from nodeproxy/rbac/%s: %s", mode, w.GetKind(), w.GetName(), file, diff)
+						t.Errorf("modes %v: %s %s differs from nodeproxy/rbac/%s: %s", inUse, w.GetKind(), w.GetName(), file, diff)
 					}
 				}
 			}
@@ -167,7 +173,8 @@ func TestInjectorRBAC(t *testing.T) {
 		want   []grant
 	}{
 		"defaults":              {nil, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
-		"mode direct":           {map[string]any{"kubeletStats": map[string]any{"mode": "direct"}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls"))},
+		"mode direct only":      {map[string]any{"kubeletStats": map[string]any{"mode": "direct", "allowedModes": []string{}}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls"))},
+		"mode direct, defaults": {map[string]any{"kubeletStats": map[string]any{"mode": "direct"}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
 		"cert-manager":          {map[string]any{"certManager": map[string]any{"enabled": true}}, concat(base, pullSecrets)},
 		"no image look-up":      {map[string]any{"imageLookup": map[string]any{"enabled": false}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
 		"pull secrets narrowed": {map[string]any{"imageLookup": map[string]any{"pullSecretNamespaces": []string{"shop"}}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
@@ -200,7 +207,7 @@ func TestInjectorRBAC(t *testing.T) {
 // may get nodes/proxy in mode proxy.
 func TestNoWildcards(t *testing.T) {
 	for _, mode := range []string{"proxy", "direct", "off"} {
-		objs := render(t, map[string]any{"kubeletStats": map[string]any{"mode": mode}, "certManager": map[string]any{"enabled": mode == "off"}})
+		objs := render(t, map[string]any{"kubeletStats": map[string]any{"mode": mode, "allowedModes": []string{"proxy", "direct", "off"}}, "certManager": map[string]any{"enabled": mode == "off"}})
 		for _, u := range append(objs.of("ClusterRole"), objs.of("Role")...) {
 			var r rbacv1.ClusterRole
 			decode(t, u, &r)

@@ -85,3 +85,23 @@ seccompProfile:
 {{- $m := toString .Values.kubeletStats.mode -}}
 {{- if eq $m "false" -}}off{{- else -}}{{ $m }}{{- end -}}
 {{- end -}}
+
+{{/* kubeletStats.allowedModes as strings (same YAML caveat), as a JSON list. */}}
+{{- define "fargate-otel.allowedModes" -}}
+{{- $out := list -}}
+{{- range .Values.kubeletStats.allowedModes -}}
+{{- $m := toString . -}}
+{{- $out = append $out (ternary "off" $m (eq $m "false")) -}}
+{{- end -}}
+{{ toJson $out }}
+{{- end -}}
+
+{{/*
+Whether a kubelet stats mode is in use: the default mode or one a namespace
+may choose (fargate-otel.io/kubelet-stats). Pass (dict "ctx" $ "mode" "proxy");
+renders "true" or "".
+*/}}
+{{- define "fargate-otel.usesMode" -}}
+{{- $modes := include "fargate-otel.allowedModes" .ctx | fromJsonArray -}}
+{{- if or (eq (include "fargate-otel.kubeletStatsMode" .ctx) .mode) (has .mode $modes) -}}true{{- end -}}
+{{- end -}}
