@@ -227,6 +227,8 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 		{"fargate-otel-injector", res("list", "", "secrets", namespace, ""), false},
 		{"fargate-otel-injector", res("list", "", "configmaps", "shop", ""), false},
 		{"fargate-otel-injector", res("get", "", "configmaps", "shop", "team-exporters"), true},
+		{"fargate-otel-injector", res("watch", "", "limitranges", "", ""), true},
+		{"fargate-otel-injector", res("watch", "", "namespaces", "", ""), true},
 		{"fargate-otel-injector", res("patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "fargate-otel-injector"), true},
 		{"fargate-otel-injector", res("patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "someone-else"), false},
 		{"fargate-otel-injector", res("get", "", "nodes/proxy", "", "node-a"), false},

@@ -153,6 +153,7 @@ func TestInjectorRBAC(t *testing.T) {
 	}
 	base := []grant{
 		{"ClusterRole", "", "configmaps", "get", ""},
+		{"ClusterRole", "", "limitranges", "list,watch", ""},
 		{"ClusterRole", "events.k8s.io", "events", "create,patch", ""},
 		{"Role", "coordination.k8s.io", "leases", "create", ""},
 		{"Role", "coordination.k8s.io", "leases", "get,update", "fargate-otel-injector"},
