@@ -37,14 +37,14 @@ else
 endif
 	@echo "==> [4/4] the chart, a sink, the demo app, and the telemetry"
 	@$(DEMO_PROGRESS) "the demo tool" $(GO) build -o $(DEMO_TOOL) ./e2e/cmd/demo
-	@$(DEMO_TOOL) up$(if $(DEMO_ON_LOCAL), -kubeconfig $(LOCAL_KUBECONFIG))
+	@$(DEMO_TOOL) up -kubeconfig $(if $(DEMO_ON_LOCAL),$(LOCAL_KUBECONFIG),$(abspath $(KUBECONFIG)))
 
 demo-down: ## remove what make demo installed (and the local cluster)
 ifeq ($(DEMO_ON_LOCAL),yes)
 	@$(MAKE) -s --no-print-directory local-cluster-down
 else
 	@$(GO) build -o $(DEMO_TOOL) ./e2e/cmd/demo
-	$(DEMO_TOOL) down
+	$(DEMO_TOOL) down -kubeconfig $(abspath $(KUBECONFIG))
 endif
 
 # The end-to-end test of the product installs the chart with helm, imports
