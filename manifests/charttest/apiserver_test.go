@@ -337,6 +337,13 @@ func TestAPIServerAcceptsEveryVariant(t *testing.T) {
 			if name != "defaults" {
 				return
 			}
+			example, err := os.ReadFile(filepath.Join(examplesDir(t), "namespace.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := k.kubectl(ctx, string(example), "apply", "--server-side", "--field-manager=charttest", "--dry-run=server", "--validate=strict", "-f", "-"); err != nil {
+				t.Fatalf("the API server refuses manifests/examples/namespace.yaml: %v\n%s", err, out)
+			}
 			for i := 0; i < 2; i++ {
 				if out, err := k.kubectl(ctx, manifest, "apply", "--server-side", "--field-manager=charttest", "--validate=strict", "-f", "-"); err != nil {
 					t.Fatalf("apply #%d: %v\n%s", i+1, err, out)
