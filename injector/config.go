@@ -1,6 +1,7 @@
 package injector
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -386,6 +387,21 @@ func (c Config) Validate() error {
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid injector config: %s", strings.Join(errs, "; "))
 	}
+	return nil
+}
+
+// UnmarshalJSON reads a mode; YAML 1.1 reads an unquoted off as false,
+// which means off here.
+func (m *KubeletStatsMode) UnmarshalJSON(b []byte) error {
+	if string(b) == "false" {
+		*m = KubeletStatsOff
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("kubelet stats mode %s: want proxy, direct or off", b)
+	}
+	*m = KubeletStatsMode(s)
 	return nil
 }
 

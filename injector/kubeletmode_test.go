@@ -111,6 +111,11 @@ func TestKubeletStatsModesConfig(t *testing.T) {
 	if err != nil || !cfg.KubeletStats.Allows(KubeletStatsDirect) || cfg.KubeletStats.Allows(KubeletStatsOff) {
 		t.Errorf("allowedModes from the file: %v %+v", err, cfg.KubeletStats)
 	}
+	// Unquoted off is false in YAML 1.1.
+	cfg, err = ParseConfig([]byte("kubeletStats:\n  mode: off\n  allowedModes: [proxy, off]\n"))
+	if err != nil || cfg.KubeletStats.Mode != KubeletStatsOff || !slices.Equal(cfg.KubeletStats.AllowedModes, []KubeletStatsMode{KubeletStatsProxy, KubeletStatsOff}) {
+		t.Errorf("unquoted off: %v %+v", err, cfg.KubeletStats)
+	}
 	if _, err := ParseConfig([]byte("kubeletStats:\n  allowedModes: [proxy, exec]\n")); err == nil || !strings.Contains(err.Error(), `allowedModes: "exec" is not proxy, direct or off`) {
 		t.Errorf("a bad allowed mode: %v", err)
 	}

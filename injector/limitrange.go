@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/fargate-otel/fargate-otel/injector/annotations"
 )
 
 // LimitRanges and the injected containers.
@@ -402,10 +404,17 @@ func (p *plan) fitLimitRanges(orig *corev1.PodSpec, pod *corev1.Pod) error {
 		}
 		return nil
 	}
+	var before corev1.ResourceList
+	if c, _ := findContainer(pod, CollectorContainerName); c != nil {
+		before = c.Resources.Limits.DeepCopy()
+	}
 	if err := fitAll(); err != nil {
 		return err
 	}
 	if len(perPod) == 0 || collector == nil {
+		if collector != nil {
+			p.warnLoweredLimits(before, collector.Resources.Limits)
+		}
 		return nil
 	}
 	if err := fitPod(pod, collector, perPod); err != nil {
@@ -422,7 +431,25 @@ func (p *plan) fitLimitRanges(orig *corev1.PodSpec, pod *corev1.Pod) error {
 			return err
 		}
 	}
+	p.warnLoweredLimits(before, collector.Resources.Limits)
 	return nil
+}
+
+// warnLoweredLimits says when the LimitRanges left the collector less than
+// its configured limits: it may be throttled or shed load.
+func (p *plan) warnLoweredLimits(before, after corev1.ResourceList) {
+	var lowered []string
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		b, hadB := before[r]
+		a, hasA := after[r]
+		if hadB && hasA && a.Cmp(b) < 0 {
+			lowered = append(lowered, fmt.Sprintf("%s %s (configured %s)", r, a.String(), b.String()))
+		}
+	}
+	if len(lowered) > 0 {
+		p.warnf("the namespace's LimitRanges lower the collector's limits to %s; if it is throttled or drops data, raise its requests with the annotation %s",
+			strings.Join(lowered, ", "), annotations.CollectorResources)
+	}
 }
 
 // limitRangeNames lists the LimitRanges, for messages.

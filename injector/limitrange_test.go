@@ -68,7 +68,8 @@ func TestLimitRangeFitting(t *testing.T) {
 		{name: "no LimitRange: the defaults, limits on everything",
 			collector: "cpu=100m/1 memory=128Mi/256Mi", init: "cpu=10m/100m memory=16Mi/64Mi"},
 		{name: "container max", lrs: container(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Max: rl("cpu", "500m", "memory", "128Mi")}),
-			collector: "cpu=100m/500m memory=128Mi/128Mi", init: "cpu=10m/100m memory=16Mi/64Mi"},
+			collector: "cpu=100m/500m memory=128Mi/128Mi", init: "cpu=10m/100m memory=16Mi/64Mi",
+			warn: "the namespace's LimitRanges lower the collector's limits to cpu 500m (configured 1), memory 128Mi (configured 256Mi)"},
 		{name: "container min", lrs: container(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: rl("cpu", "200m", "memory", "100Mi")}),
 			collector: "cpu=200m/1 memory=128Mi/256Mi", init: "cpu=200m/200m memory=100Mi/100Mi"},
 		{name: "container ratio: limits come down first", lrs: container(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, MaxLimitRequestRatio: rl("cpu", "2", "memory", "1500m")}),
@@ -133,6 +134,9 @@ func TestLimitRangeFitting(t *testing.T) {
 			}
 			if !r.Injected {
 				t.Fatalf("not injected: %v", r.Warnings)
+			}
+			if tt.warn != "" && !strings.Contains(joined, tt.warn) {
+				t.Errorf("warnings %q lack %q", r.Warnings, tt.warn)
 			}
 			if got := res(collectorOf(t, r.Pod), cpu, mem); got != tt.collector {
 				t.Errorf("collector %s, want %s", got, tt.collector)

@@ -25,6 +25,8 @@ type options struct {
 	cfg        injector.Config
 	// nativeSidecars is auto (from the API server's version), true or false.
 	nativeSidecars string
+	// preStopSleep (the collector's preStop sleep action) likewise.
+	preStopSleep string
 
 	webhookHost       string
 	webhookPort       int
@@ -69,6 +71,7 @@ func parseOptions(args []string, output io.Writer) (*options, error) {
 	kubeletStats := fs.String("kubelet-stats-mode", "", "how collectors read kubelet stats: proxy (through fargate-otel-nodeproxy), direct (nodes/proxy) or off; overrides kubeletStats.mode")
 	scope := fs.String("scope", "", "which pods are injected: fargate or all; overrides scope")
 	fs.StringVar(&o.nativeSidecars, "native-sidecars", "auto", "run the collector as a native sidecar: auto (when the API server is >= 1.29), true or false")
+	fs.StringVar(&o.preStopSleep, "prestop-sleep", "auto", "give the collector a preStop sleep of collector.shutdownDelay: auto (when the API server is >= 1.30), true or false")
 
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "address the webhook server listens on (all when empty)")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the webhook server")
@@ -139,6 +142,11 @@ func parseOptions(args []string, output io.Writer) (*options, error) {
 	case "auto", "true", "false":
 	default:
 		errs = append(errs, fmt.Errorf("--native-sidecars=%q: want auto, true or false", o.nativeSidecars))
+	}
+	switch o.preStopSleep {
+	case "auto", "true", "false":
+	default:
+		errs = append(errs, fmt.Errorf("--prestop-sleep=%q: want auto, true or false", o.preStopSleep))
 	}
 	if o.lookupBudget <= 0 || o.lookupBudget > maxLookupBudget {
 		errs = append(errs, fmt.Errorf("--image-lookup-budget=%s: want more than 0 and at most %s, well under the webhook timeout", o.lookupBudget, maxLookupBudget))

@@ -41,7 +41,7 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 	restCfg.UserAgent = Name
 
 	cfg := opts.cfg
-	if cfg.NativeSidecars, err = nativeSidecars(ctx, restCfg, opts.nativeSidecars, log); err != nil {
+	if cfg.NativeSidecars, cfg.SleepAction, err = serverFeatures(ctx, restCfg, opts.nativeSidecars, opts.preStopSleep, log); err != nil {
 		return err
 	}
 
@@ -67,6 +67,7 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 		LeaderElectionID:        Name,
 		LeaderElectionNamespace: opts.leaderElectionNamespace,
 		GracefulShutdownTimeout: &shutdown,
+		Cache:                   webhookCacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("create the manager: %w", err)
@@ -75,7 +76,11 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 		return err
 	}
 
-	handler, err := newHandler(mgr, restCfg, cfg, opts, log)
+	synced, err := webhookInformers(ctx, mgr)
+	if err != nil {
+		return err
+	}
+	handler, err := newHandler(mgr, restCfg, cfg, opts, synced, log)
 	if err != nil {
 		return err
 	}
@@ -95,13 +100,16 @@ func serve(ctx context.Context, opts *options, log logr.Logger) error {
 	}); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("caches", cachesReady(synced, time.Now(), cacheReadyGrace)); err != nil {
+		return err
+	}
 
 	if err := setupControllers(mgr, cfg, opts, log); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 
 	log.Info("starting", "webhook", fmt.Sprintf("%s:%d%s", opts.webhookHost, opts.webhookPort, webhook.Path),
-		"nativeSidecars", cfg.NativeSidecars, "scope", cfg.Scope, "kubeletStats", cfg.KubeletStats.Mode,
+		"nativeSidecars", cfg.NativeSidecars, "preStopSleep", cfg.SleepAction, "scope", cfg.Scope, "kubeletStats", cfg.KubeletStats.Modes(),
 		"imageLookup", !opts.lookupDisabled, "clusterName", cfg.ClusterName)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -123,8 +131,14 @@ func setupControllers(mgr manager.Manager, cfg injector.Config, opts *options, l
 	}
 	// kubelet stats: the proxy's CA in opted-in namespaces (mode proxy),
 	// the one binding of mode direct (see nodeproxy/rbac for the RBAC).
+	// Every allowed mode: namespaces choose theirs with a label.
+	var modes []string
+	for _, m := range cfg.KubeletStats.Modes() {
+		modes = append(modes, string(m))
+	}
 	return controllers.Setup(mgr, controllers.Config{
 		Mode:        string(cfg.KubeletStats.Mode),
+		Modes:       modes,
 		CAConfigMap: cfg.KubeletStats.NodeProxy.CAConfigMap,
 		CAFile:      opts.certs.proxyCAFile,
 	})
@@ -133,17 +147,19 @@ func setupControllers(mgr manager.Manager, cfg injector.Config, opts *options, l
 // newHandler wires the webhook: image look-ups with pull secrets read through
 // the API, exporters ConfigMaps read through the manager's API reader,
 // events through the manager's recorder, metrics on its registry.
-func newHandler(mgr manager.Manager, restCfg *rest.Config, cfg injector.Config, opts *options, log logr.Logger) (*webhook.Handler, error) {
+func newHandler(mgr manager.Manager, restCfg *rest.Config, cfg injector.Config, opts *options, synced func() bool, log logr.Logger) (*webhook.Handler, error) {
 	metrics, err := webhook.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
 		return nil, err
 	}
 	hopts := webhook.Options{
-		Config:     cfg,
-		ConfigMaps: mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder(Name),
-		Metrics:    metrics,
-		Log:        log.WithName("webhook"),
+		Config:      cfg,
+		ConfigMaps:  mgr.GetAPIReader(),
+		Cache:       mgr.GetCache(),
+		CacheSynced: synced,
+		Recorder:    mgr.GetEventRecorder(Name),
+		Metrics:     metrics,
+		Log:         log.WithName("webhook"),
 	}
 	if !opts.lookupDisabled {
 		// Pull secrets are read on cache misses only; a burst of pods in new
@@ -177,22 +193,53 @@ func newHandler(mgr manager.Manager, restCfg *rest.Config, cfg injector.Config, 
 }
 
 // nativeSidecarsSince is the first Kubernetes release that runs init
-// containers with restartPolicy Always as sidecars by default.
-var nativeSidecarsSince = version.MustParseGeneric("1.29.0")
+// containers with restartPolicy Always as sidecars by default;
+// sleepActionSince the first that accepts the preStop sleep action by
+// default (PodLifecycleSleepAction beta): an older one rejects the pod.
+var (
+	nativeSidecarsSince = version.MustParseGeneric("1.29.0")
+	sleepActionSince    = version.MustParseGeneric("1.30.0")
+)
 
-// nativeSidecars decides whether the collector is a native sidecar: from the
-// flag, or (auto) from the API server's version, asked until ctx or 30 s
-// run out.
-func nativeSidecars(ctx context.Context, restCfg *rest.Config, mode string, log logr.Logger) (bool, error) {
+// serverFeatures decides whether the collector is a native sidecar and gets
+// a preStop sleep: from the flags, or (auto) from the API server's version.
+func serverFeatures(ctx context.Context, restCfg *rest.Config, nativeMode, sleepMode string, log logr.Logger) (native, sleep bool, err error) {
+	var gitVersion string
+	if nativeMode == "auto" || sleepMode == "auto" {
+		if gitVersion, err = serverVersion(ctx, restCfg, log); err != nil {
+			return false, false, err
+		}
+	}
+	if native, err = featureFrom(nativeMode, gitVersion, nativeSidecarsSince, "--native-sidecars"); err != nil {
+		return false, false, err
+	}
+	if sleep, err = featureFrom(sleepMode, gitVersion, sleepActionSince, "--prestop-sleep"); err != nil {
+		return false, false, err
+	}
+	log.Info("API server features", "version", gitVersion, "nativeSidecars", native, "preStopSleep", sleep)
+	return native, sleep, nil
+}
+
+// featureFrom is true, false, or (auto) whether gitVersion is at least since.
+func featureFrom(mode, gitVersion string, since *version.Version, flag string) (bool, error) {
 	switch mode {
 	case "true":
 		return true, nil
 	case "false":
 		return false, nil
 	}
+	v, err := version.ParseGeneric(gitVersion)
+	if err != nil {
+		return false, fmt.Errorf("API server version %q: %w (set %s=true or false)", gitVersion, err, flag)
+	}
+	return v.AtLeast(since), nil
+}
+
+// serverVersion asks the API server's version until ctx or 30 s run out.
+func serverVersion(ctx context.Context, restCfg *rest.Config, log logr.Logger) (string, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(restCfg)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	var gitVersion string
 	var lastErr error
@@ -207,20 +254,11 @@ func nativeSidecars(ctx context.Context, restCfg *rest.Config, mode string, log 
 		return true, nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("read the API server's version (for --native-sidecars=auto; or set true/false): %w", errors.Join(err, lastErr))
+		return "", fmt.Errorf("read the API server's version (for --native-sidecars and --prestop-sleep auto; or set them true or false): %w", errors.Join(err, lastErr))
 	}
-	supported, err := supportsNativeSidecars(gitVersion)
-	if err != nil {
-		return false, err
-	}
-	log.Info("API server version", "version", gitVersion, "nativeSidecars", supported)
-	return supported, nil
+	return gitVersion, nil
 }
 
 func supportsNativeSidecars(gitVersion string) (bool, error) {
-	v, err := version.ParseGeneric(gitVersion)
-	if err != nil {
-		return false, fmt.Errorf("API server version %q: %w (set --native-sidecars=true or false)", gitVersion, err)
-	}
-	return v.AtLeast(nativeSidecarsSince), nil
+	return featureFrom("auto", gitVersion, nativeSidecarsSince, "--native-sidecars")
 }

@@ -49,7 +49,7 @@ func (c *configMapCache) get(ctx context.Context, key types.NamespacedName) (*co
 	switch {
 	case err == nil:
 	case apierrors.IsNotFound(err):
-		err = fmt.Errorf("ConfigMap %s not found in namespace %s", key.Name, key.Namespace)
+		err = configMapNotFound{key}
 	case apierrors.IsForbidden(err):
 		err = fmt.Errorf("the injector may not read ConfigMap %s/%s (it needs get on configmaps): %w", key.Namespace, key.Name, err)
 	default:
@@ -62,6 +62,14 @@ func (c *configMapCache) get(ctx context.Context, key types.NamespacedName) (*co
 	// not add its timeout to every pod.
 	c.cache.Add(key, configMapRead{cm: cm, err: err}, c.ttl)
 	return cm, err
+}
+
+// configMapNotFound says that a ConfigMap does not exist (as opposed to
+// could not be read).
+type configMapNotFound struct{ key types.NamespacedName }
+
+func (e configMapNotFound) Error() string {
+	return fmt.Sprintf("ConfigMap %s not found in namespace %s", e.key.Name, e.key.Namespace)
 }
 
 // readExporters reads the ConfigMap key a pod's exporters annotation names,

@@ -61,6 +61,13 @@ type Options struct {
 	ConfigMaps client.Reader
 	// ConfigMapTTL is how long a ConfigMap read is reused (default 10s).
 	ConfigMapTTL time.Duration
+	// Cache reads the pod's Namespace (its labels choose the kubelet stats
+	// mode) and the namespace's LimitRanges, from informers; nil leaves
+	// both unknown (the configured mode, no fitting).
+	Cache client.Reader
+	// CacheSynced says whether Cache is filled; while it is not, the
+	// webhook does not wait for it, and says so in a warning.
+	CacheSynced func() bool
 	// Recorder records an Event when the webhook fails open; nil records none.
 	Recorder EventRecorder
 	// Metrics counts what the webhook does; nil counts nothing.
@@ -71,12 +78,14 @@ type Options struct {
 
 // Handler is the pod mutation webhook.
 type Handler struct {
-	cfg        injector.Config
-	resolver   ImageResolver
-	configMaps *configMapCache
-	recorder   EventRecorder
-	metrics    *Metrics
-	log        logr.Logger
+	cfg         injector.Config
+	resolver    ImageResolver
+	configMaps  *configMapCache
+	cache       client.Reader
+	cacheSynced func() bool
+	recorder    EventRecorder
+	metrics     *Metrics
+	log         logr.Logger
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -89,6 +98,9 @@ func NewHandler(opts Options) *Handler {
 		recorder: opts.Recorder,
 		metrics:  opts.Metrics,
 		log:      opts.Log,
+		cache:    opts.Cache,
+
+		cacheSynced: opts.CacheSynced,
 	}
 	if h.log.GetSink() == nil {
 		h.log = logf.Log.WithName("fargate-otel-webhook")
@@ -130,6 +142,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	if ref, ok := injector.ExportersConfigMap(pod); ok {
 		cfg.ReferencedExporters = h.readExporters(ctx, namespace, ref)
 	}
+	var readWarnings []string
+	cfg.Namespace, readWarnings = h.namespaceFacts(ctx, namespace)
 
 	var images injector.Images
 	if reqs := injector.ImagesToResolve(pod, cfg); len(reqs) > 0 && h.resolver != nil {
@@ -139,6 +153,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	}
 
 	res := injector.Mutate(pod, cfg, images)
+	if res.Injected || res.Skip == injector.SkipLimitRange {
+		res.Warnings = append(readWarnings, res.Warnings...)
+	}
 	if res.Skip == injector.SkipInternalError {
 		h.metrics.failedOpen(causeInternal)
 		h.event(req, pod, strings.Join(res.Warnings, "; "))

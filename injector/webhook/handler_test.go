@@ -386,7 +386,8 @@ func TestExportersConfigMap(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "team-exporters"},
 		Data:       map[string]string{annotations.DefaultExportersKey: "- id: otlp_http/vendor\n  config:\n    endpoint: https://otlp.vendor.example.com\n"},
 	}
-	reader := fake.NewClientBuilder().WithObjects(cm).Build()
+	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "fargate-otel-nodeproxy-ca"}, Data: map[string]string{"ca.crt": "PEM"}}
+	reader := fake.NewClientBuilder().WithObjects(cm, ca).Build()
 	h := newHarness(t, webhook.Options{ConfigMaps: reader})
 
 	pod := fargatePod("exp")
@@ -394,6 +395,7 @@ func TestExportersConfigMap(t *testing.T) {
 	raw := mustJSON(t, pod)
 	out := patched(t, raw, h.admit(admissionv1.Create, raw))
 	cfg := h.cfg
+	cfg.Namespace.NodeProxyCA = injector.Present
 	cfg.ReferencedExporters = &injector.ReferencedExporters{
 		Ref:  annotations.ConfigMapRef{Name: "team-exporters", Key: annotations.DefaultExportersKey},
 		Data: cm.Data[annotations.DefaultExportersKey],

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,7 @@ type Metrics struct {
 	registry       *prometheus.HistogramVec
 	imageCache     *prometheus.CounterVec
 	configMapReads *prometheus.CounterVec
+	namespaceReads *prometheus.CounterVec
 }
 
 var _ entrypoint.Observer = (*Metrics)(nil)
@@ -64,8 +66,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Name: "exporters_configmap_reads_total",
 			Help: "Exporters ConfigMap reads by result (ok, error).",
 		}, []string{"result"}),
+		namespaceReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "namespace_reads_total",
+			Help: "Reads of the pod's Namespace from the cache by result (ok, not-synced, error).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.admissions, m.injections, m.skips, m.failOpen, m.resolve, m.registry, m.imageCache, m.configMapReads} {
+	for _, c := range []prometheus.Collector{m.admissions, m.injections, m.skips, m.failOpen, m.resolve, m.registry, m.imageCache, m.configMapReads, m.namespaceReads} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register webhook metrics: %w", err)
 		}
@@ -111,6 +117,20 @@ func (m *Metrics) configMapRead(err error) {
 		m.configMapReads.WithLabelValues("error").Inc()
 	} else {
 		m.configMapReads.WithLabelValues("ok").Inc()
+	}
+}
+
+func (m *Metrics) namespaceRead(err error) {
+	if m == nil {
+		return
+	}
+	switch {
+	case err == nil:
+		m.namespaceReads.WithLabelValues("ok").Inc()
+	case errors.Is(err, errNotSynced):
+		m.namespaceReads.WithLabelValues("not-synced").Inc()
+	default:
+		m.namespaceReads.WithLabelValues("error").Inc()
 	}
 }
 

@@ -193,7 +193,7 @@ func removeDirectBinding(ctx context.Context, api client.Client, cfg Config, log
 		log.Error(err, "cannot remove the binding left by mode direct: delete it by hand", "binding", cfg.DirectBinding)
 		return
 	}
-	log.Info("mode is not direct: removed the binding an earlier direct mode left; pods injected then lose kubelet stats until they are re-created", "binding", cfg.DirectBinding, "mode", cfg.Mode, "subjects", subjectNames(crb.Subjects))
+	log.Info("mode direct is not allowed: removed the binding an earlier direct mode left; pods injected then lose kubelet stats until they are re-created", "binding", cfg.DirectBinding, "modes", cfg.Modes, "subjects", subjectNames(crb.Subjects))
 }
 
 func subjectNames(s []rbacv1.Subject) []string {

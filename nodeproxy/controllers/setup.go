@@ -9,12 +9,17 @@
 //     ClusterRoleBinding, owned by the injector, that grants the chart's
 //     ClusterRole to the service accounts of pods injected in mode direct in
 //     opted-in namespaces, and nothing more;
-//   - every other mode removes that binding if a former direct mode left it.
+//   - when direct is not allowed, that binding is removed if a former
+//     direct mode left it.
+//
+// Several modes can be in use at once (namespaces choose theirs with a
+// label): each controller runs when its mode is allowed.
 package controllers
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,8 +47,14 @@ const DefaultCAFile = "/etc/fargate-otel/nodeproxy-ca/ca.crt"
 
 // Config of the controllers. Zero values take the defaults.
 type Config struct {
-	// Mode is proxy, direct or off.
+	// Mode is proxy, direct or off: the injector's default mode.
 	Mode string
+	// Modes are all the modes namespaces may use (the injector's
+	// kubeletStats.allowedModes and its default mode). The CA publisher runs
+	// when proxy is one of them, the direct binding controller when direct
+	// is; without direct, a binding an earlier direct mode left is removed.
+	// Empty means Mode alone.
+	Modes []string
 	// CAFile is the proxy's CA bundle (PEM): key ca.crt of the proxy's TLS
 	// Secret mounted into the injector (default DefaultCAFile).
 	CAFile string
@@ -92,15 +103,20 @@ func (c *Config) defaults() error {
 	if c.CAFile == "" {
 		c.CAFile = DefaultCAFile
 	}
-	switch c.Mode {
-	case ModeProxy, ModeDirect, ModeOff:
-	default:
-		return fmt.Errorf("nodeproxy controllers: mode %q is not proxy, direct or off", c.Mode)
+	if !slices.Contains(c.Modes, c.Mode) {
+		c.Modes = append([]string{c.Mode}, c.Modes...)
+	}
+	for _, m := range c.Modes {
+		switch m {
+		case ModeProxy, ModeDirect, ModeOff:
+		default:
+			return fmt.Errorf("nodeproxy controllers: mode %q is not proxy, direct or off", m)
+		}
 	}
 	return nil
 }
 
-// Setup adds the controllers of cfg.Mode to mgr. They use a cache and a
+// Setup adds the controllers of cfg.Modes to mgr. They use a cache and a
 // client of their own, so that they depend on nothing the manager's owner
 // chose, and read ConfigMaps and ClusterRoleBindings straight from the API
 // server (by name: the injector may not list them).
@@ -136,15 +152,15 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	}
 	log := mgr.GetLogger().WithName("nodeproxy")
 
-	switch cfg.Mode {
-	case ModeProxy:
+	if slices.Contains(cfg.Modes, ModeProxy) {
 		if err := setupCAPublisher(mgr, c, direct, cfg, log.WithName("ca-publisher")); err != nil {
 			return err
 		}
-	case ModeDirect:
+	}
+	if slices.Contains(cfg.Modes, ModeDirect) {
 		return setupDirectBinding(mgr, c, direct, cfg, log.WithName("direct-binding"))
 	}
-	// Not direct: a binding left by an earlier direct mode must go.
+	// Direct not allowed: a binding left by an earlier direct mode must go.
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		removeDirectBinding(ctx, direct, cfg, log.WithName("direct-binding"))
 		return nil
