@@ -32,8 +32,8 @@ const (
 	// injector need in every mode (publishing the proxy's CA, removing a
 	// stale direct binding).
 	InjectorClusterRole = "fargate-otel-injector-nodeproxy"
-	// InjectorDirectClusterRole is what they need in addition in mode
-	// direct (following pods, binding DirectClusterRole).
+	// InjectorDirectClusterRole is what they need in addition when mode
+	// direct is allowed (following pods, binding DirectClusterRole).
 	InjectorDirectClusterRole = "fargate-otel-injector-nodeproxy-direct"
 	// CAConfigMap is the ConfigMap, in every opted-in namespace, whose key
 	// ca.crt verifies the proxy's serving certificate.
@@ -70,7 +70,10 @@ func DirectRules() []rbacv1.PolicyRule {
 }
 
 // InjectorRules are what the nodeproxy controllers in the injector need in
-// every mode. Names are pinned wherever RBAC allows it; "create" cannot be
+// every mode; the webhook uses the same namespaces watch (for the kubelet
+// stats label) and the get of the CA ConfigMap (to know whether a pod in
+// mode proxy can start its collector). Names are pinned wherever RBAC
+// allows it; "create" cannot be
 // limited by name, and there is deliberately no list or watch of
 // ConfigMaps (which would reveal every ConfigMap in the cluster).
 func InjectorRules() []rbacv1.PolicyRule {
@@ -82,7 +85,8 @@ func InjectorRules() []rbacv1.PolicyRule {
 	}
 }
 
-// InjectorDirectRules are added in mode direct: the pods to follow, and the
+// InjectorDirectRules are added when mode direct is allowed (the default
+// mode, or in kubeletStats.allowedModes): the pods to follow, and the
 // right to bind DirectClusterRole (and, through the API server's escalation
 // check, no other role the injector does not itself hold).
 func InjectorDirectRules() []rbacv1.PolicyRule {
