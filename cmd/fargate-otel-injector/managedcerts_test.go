@@ -84,6 +84,7 @@ func TestManagedCerts(t *testing.T) {
 	)
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+ns)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +102,7 @@ func TestManagedCerts(t *testing.T) {
 
 	probe := fmt.Sprintf("http://127.0.0.1:%d", probePort)
 	waitFor(t, exited, "readiness with a generated certificate", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
+	t.Logf("ready %s after start, with certificates it generated", time.Since(started).Round(time.Millisecond))
 
 	caBundle := func() []byte {
 		mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "fargate-otel-injector", metav1.GetOptions{})
