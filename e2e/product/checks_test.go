@@ -207,6 +207,18 @@ func testKubeletStats(ctx context.Context, t *testing.T, e *env, ns, name string
 	if s, ok := status(p); !ok || s.KubeletStats != string(mode) {
 		t.Errorf("%s/%s: injected with kubelet stats %v, want %s", ns, p.Name, s, mode)
 	}
+	if mode == injector.KubeletStatsDirect {
+		// What mode direct costs, as the README says: the pod's service
+		// account may get nodes/proxy (the injector bound it).
+		if err := scenario.Poll(ctx, time.Minute, func(ctx context.Context) error {
+			if !canGetNodesProxy(ctx, t, e, ns, serviceAccount(p)) {
+				return fmt.Errorf("service account %s/%s may not get nodes/proxy in mode direct", ns, serviceAccount(p))
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
 	var series []sinkapi.MetricSeries
 	err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
 		var err error
@@ -295,6 +307,30 @@ func testJob(ctx context.Context, t *testing.T, e *env) {
 	if _, ok := status(&pod); !ok {
 		t.Fatal("the Job's pod was not injected")
 	}
+	if pod.Status.Phase != corev1.PodSucceeded {
+		t.Errorf("the Job's pod: %s", scenario.DescribePod(&pod))
+	}
+	// The app's end, and the sidecar's: it stops when the app has (after
+	// its preStop delay), and cleanly.
+	var appEnd time.Time
+	for _, c := range pod.Status.ContainerStatuses {
+		if c.Name == scenario.AppName && c.State.Terminated != nil {
+			appEnd = c.State.Terminated.FinishedAt.Time
+		}
+	}
+	for _, c := range pod.Status.InitContainerStatuses {
+		if c.Name != injector.CollectorContainerName {
+			continue
+		}
+		switch term := c.State.Terminated; {
+		case term == nil:
+			t.Errorf("the Job completed but its collector is not terminated: %+v", c.State)
+		case term.ExitCode != 0:
+			t.Errorf("the collector of the Job's pod exited with %d (%s): %s", term.ExitCode, term.Reason, term.Message)
+		default:
+			t.Logf("the collector stopped %v after the app", term.FinishedAt.Sub(appEnd))
+		}
+	}
 	var want []string
 	for i := 1; i <= jobLines; i++ {
 		last := ""
@@ -375,29 +411,36 @@ func assertUntouched(t *testing.T, p *corev1.Pod) {
 // proxy's may (it is the only one that can).
 func testNoNodesProxy(ctx context.Context, t *testing.T, e *env) {
 	web := appPod(ctx, t, e, nsShop, "web")
-	sa := web.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
+	if canGetNodesProxy(ctx, t, e, nsShop, serviceAccount(web)) {
+		t.Errorf("service account %s/%s may get nodes/proxy in mode proxy", nsShop, serviceAccount(web))
 	}
-	can := func(ns, sa string) bool {
-		r, err := e.c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + ns + ":" + sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-			ResourceAttributes: &authzv1.ResourceAttributes{
-				Verb: "get", Resource: "nodes", Subresource: "proxy", Name: e.c.NodeName,
-			},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.Status.Allowed
-	}
-	if can(nsShop, sa) {
-		t.Errorf("service account %s/%s may get nodes/proxy in mode proxy", nsShop, sa)
-	}
-	if !can(scenario.ReleaseNamespace, "fargate-otel-nodeproxy") {
+	if !canGetNodesProxy(ctx, t, e, scenario.ReleaseNamespace, scenario.NodeProxyServiceAccount) {
 		t.Errorf("the node proxy's service account may not get nodes/proxy: the proxy cannot work")
 	}
+}
+
+func serviceAccount(p *corev1.Pod) string {
+	if p.Spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return p.Spec.ServiceAccountName
+}
+
+// canGetNodesProxy asks the API server (SubjectAccessReview) whether a
+// service account may get nodes/proxy on the node.
+func canGetNodesProxy(ctx context.Context, t *testing.T, e *env, ns, sa string) bool {
+	t.Helper()
+	r, err := e.c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+		User:   "system:serviceaccount:" + ns + ":" + sa,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		ResourceAttributes: &authzv1.ResourceAttributes{
+			Verb: "get", Resource: "nodes", Subresource: "proxy", Name: e.c.NodeName,
+		},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status.Allowed
 }
 
 // 8: the real CLI, as an administrator runs it, against the cluster.

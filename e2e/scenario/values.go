@@ -12,6 +12,8 @@ import (
 const (
 	InjectorDeployment  = "fargate-otel-injector"
 	NodeProxyDeployment = "fargate-otel-nodeproxy"
+	// NodeProxyServiceAccount is the only holder of nodes/proxy in mode proxy.
+	NodeProxyServiceAccount = "fargate-otel-nodeproxy"
 )
 
 // ValuesOptions are what a cluster without Fargate and with a local gateway
