@@ -15,6 +15,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/internal/version"
 )
 
 // Config is everything the injector needs besides the pod: the server's
@@ -221,9 +222,10 @@ type ReferencedExporters struct {
 // DefaultConfig returns the settings used when the config file says nothing.
 func DefaultConfig() Config {
 	return Config{
+		// The images of this release (internal/version), as the chart's.
 		Images: ImageSettings{
-			Tee:        "ghcr.io/fargate-otel/fargate-otel-tee:latest",
-			Collector:  "ghcr.io/fargate-otel/fargate-otel-collector:latest",
+			Tee:        version.Image("fargate-otel-tee"),
+			Collector:  version.Image("fargate-otel-collector"),
 			PullPolicy: corev1.PullIfNotPresent,
 		},
 		Scope:          ScopeFargate,

@@ -636,6 +636,10 @@ func TestVersions(t *testing.T) {
 	if err := yaml.Unmarshal(data, &values); err != nil {
 		t.Fatal(err)
 	}
+	def := injector.DefaultConfig().Images
+	if def.Tee != version.Image("fargate-otel-tee") || def.Collector != version.Image("fargate-otel-collector") {
+		t.Errorf("the injector's default images %s, %s are not those of this version", def.Tee, def.Collector)
+	}
 	for _, b := range []string{"injector", "nodeproxy", "tee", "collector"} {
 		img, _ := values.Images[b].(map[string]any)
 		if img["repository"] != version.ImageRegistry+"/fargate-otel-"+b || img["tag"] != "" {
