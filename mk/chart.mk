@@ -31,7 +31,7 @@ $(TOOLS_BIN)/helm-$(HELM_VERSION):
 # Dockerfile), as docker-archive tarballs for `ctr -n k8s.io images import`
 # or `docker load`, tagged as the chart's defaults.
 .PHONY: images
-images: $(addprefix $(BIN)/,$(filter-out fargate-otel-collector,$(IMAGE_BINARIES))) collector ## images of the four in-cluster binaries into .cache/images/<binary>.tar (no Docker), tagged $(IMAGE_REGISTRY)/<binary>:$(VERSION)
+images: $(addprefix $(BIN)/,$(filter-out fargate-otel-collector,$(IMAGE_BINARIES))) collector ## images of the four in-cluster binaries into .cache/images/<binary>.tar (no Docker), tagged ghcr.io/fargate-otel/<binary>:<version>
 	$(call apt-ensure,ca-certificates)
 	$(GO) run ./internal/tools/mkimages -bin $(BIN) -out $(IMAGES_DIR) -registry $(IMAGE_REGISTRY) -tag $(VERSION)
 
