@@ -172,7 +172,7 @@ func (e *exporter) logf(format string, args ...any) {
 	if e.o.otlpLog {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		fmt.Fprintf(e.log, format+"\n", args...)
+		_, _ = fmt.Fprintf(e.log, format+"\n", args...)
 	}
 }
 
