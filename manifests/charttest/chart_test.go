@@ -304,7 +304,7 @@ func TestConfigChecksum(t *testing.T) {
 
 func TestInjectorArgs(t *testing.T) {
 	_, c := injectorDeployment(t, render(t, nil))
-	for _, want := range []string{"--config=/etc/fargate-otel/config/config.yaml", "--leader-elect=true", "--manage-certs", "--native-sidecars=auto", "--webhook-port=9443"} {
+	for _, want := range []string{"--config=/etc/fargate-otel/config/config.yaml", "--leader-elect=true", "--manage-certs", "--native-sidecars=auto", "--prestop-sleep=auto", "--webhook-port=9443"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("args %v lack %s", c.Args, want)
 		}
@@ -316,10 +316,11 @@ func TestInjectorArgs(t *testing.T) {
 	}
 	_, c = injectorDeployment(t, render(t, map[string]any{
 		"nativeSidecars": "false",
+		"preStopSleep":   false,
 		"imageLookup":    map[string]any{"budget": "6s", "insecureRegistries": []string{"registry.local:5000", "10.0.0.5"}, "ecr": false},
 		"injector":       map[string]any{"logLevel": "debug", "port": 10250, "hostNetwork": true},
 	}))
-	for _, want := range []string{"--native-sidecars=false", "--image-lookup-budget=6s", "--insecure-registries=registry.local:5000,10.0.0.5", "--disable-ecr", "--log-level=debug", "--webhook-port=10250"} {
+	for _, want := range []string{"--native-sidecars=false", "--prestop-sleep=false", "--image-lookup-budget=6s", "--insecure-registries=registry.local:5000,10.0.0.5", "--disable-ecr", "--log-level=debug", "--webhook-port=10250"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("args %v lack %s", c.Args, want)
 		}
@@ -552,6 +553,7 @@ func TestSchemaRejects(t *testing.T) {
 		"interval":                 {map[string]any{"kubeletStats": map[string]any{"interval": "30 seconds"}}, "/kubeletStats/interval"},
 		"failure policy":           {map[string]any{"injector": map[string]any{"failurePolicy": "ignore"}}, "/injector/failurePolicy"},
 		"timeout":                  {map[string]any{"injector": map[string]any{"timeoutSeconds": 60}}, "/injector/timeoutSeconds"},
+		"timeout below the budget": {map[string]any{"injector": map[string]any{"timeoutSeconds": 5}}, "/injector/timeoutSeconds"},
 		"pull policy":              {map[string]any{"images": map[string]any{"pullPolicy": "Sometimes"}}, "/images/pullPolicy"},
 		"image without repository": {map[string]any{"images": map[string]any{"tee": map[string]any{"repository": ""}}}, "/images/tee/repository"},
 		"exporter without id":      {map[string]any{"exporters": []map[string]any{{"config": map[string]any{}}}}, "/exporters/0"},
