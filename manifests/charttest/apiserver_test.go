@@ -147,6 +147,7 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 		"otlp_grpc/gateway -> otel-gateway.opentelemetry.svc:4317",
 		"fargate-otel doctor -n <your-namespace>",
 		"--set scope=all",
+		"Kubelet stats: mode proxy; a namespace may choose proxy, off with the label",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("helm install's NOTES lack %q:\n%s", want, out)
@@ -176,8 +177,13 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 	}
 
 	// An upgrade that changes the config file and the Deployment.
-	if _, err := k.helm("upgrade", release, chartDir(t), "--namespace", namespace, "--set", "clusterName=upgraded", "--set", "injector.replicas=3"); err != nil {
+	out, err = k.helm("upgrade", release, chartDir(t), "--namespace", namespace, "--set", "clusterName=upgraded", "--set", "injector.replicas=3",
+		"--set", "kubeletStats.allowedModes={proxy,direct,off}")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out, "WARNING: mode direct is in use or allowed") {
+		t.Errorf("no warning about mode direct in the NOTES of the upgrade:\n%s", out)
 	}
 	after := snapshot(ctx, t, cp.Client)
 	if !bytes.Equal(before.caBundle, after.caBundle) {
