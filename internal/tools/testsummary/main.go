@@ -38,7 +38,8 @@ type summary struct {
 // summarize keeps each test's output until the test ends and prints it only
 // when the test failed; package-level output (build errors, panics outside a
 // test) is printed when the package fails.
-func summarize(r io.Reader, w io.Writer, verbose bool) summary {
+func summarize(r io.Reader, out io.Writer, verbose bool) summary {
+	w := errWriter{out}
 	var s summary
 	outputs := map[string]*strings.Builder{}
 	key := func(e event) string { return e.Package + "\x00" + e.Test }
@@ -49,7 +50,7 @@ func summarize(r io.Reader, w io.Writer, verbose bool) summary {
 		var e event
 		if err := json.Unmarshal(line, &e); err != nil {
 			// go test prints build failures as plain text before the JSON.
-			fmt.Fprintln(w, string(line))
+			w.print(string(line) + "\n")
 			continue
 		}
 		k := key(e)
@@ -62,17 +63,17 @@ func summarize(r io.Reader, w io.Writer, verbose bool) summary {
 			}
 			b.WriteString(e.Output)
 			if verbose && e.Test == "" {
-				fmt.Fprint(w, e.Output)
+				w.print(e.Output)
 			}
 		case "pass", "fail", "skip":
 			if e.Test == "" {
 				if e.Action == "fail" {
 					s.badPackages++
 					if b := outputs[k]; b != nil {
-						fmt.Fprint(w, b.String())
+						w.print(b.String())
 					}
 				} else {
-					fmt.Fprintf(w, "%-4s %s (%.1fs)\n", strings.ToUpper(e.Action), e.Package, e.Elapsed)
+					w.print(fmt.Sprintf("%-4s %s (%.1fs)\n", strings.ToUpper(e.Action), e.Package, e.Elapsed))
 				}
 				delete(outputs, k)
 				continue
@@ -83,12 +84,12 @@ func summarize(r io.Reader, w io.Writer, verbose bool) summary {
 			case "skip":
 				s.skipped++
 				if b := outputs[k]; b != nil && verbose {
-					fmt.Fprint(w, b.String())
+					w.print(b.String())
 				}
 			case "fail":
 				s.failed++
 				if b := outputs[k]; b != nil {
-					fmt.Fprint(w, b.String())
+					w.print(b.String())
 				}
 			}
 			delete(outputs, k)
@@ -104,7 +105,13 @@ func summarize(r io.Reader, w io.Writer, verbose bool) summary {
 		if strings.HasSuffix(k, "\x00") {
 			continue
 		}
-		fmt.Fprint(w, outputs[k].String())
+		w.print(outputs[k].String())
 	}
 	return s
 }
+
+// errWriter writes a report to a terminal or a pipe; a failed write cannot be
+// reported anywhere better, so it is dropped.
+type errWriter struct{ w io.Writer }
+
+func (e errWriter) print(s string) { _, _ = io.WriteString(e.w, s) }
