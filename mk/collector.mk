@@ -1,13 +1,14 @@
 # The collector distribution (cmd/fargate-otel-collector, its own go.mod).
 #
 # The binary is cached under .cache/collector/<hash>/ where the hash covers
-# the ocb manifest, go.mod, go.sum, the Go sources and the Go version: an
-# unchanged distribution is never rebuilt (a cold build takes minutes).
+# the ocb manifest, go.mod, go.sum, the Go sources (internal/ included) and
+# the Go version: an unchanged distribution is never rebuilt (a cold build
+# takes minutes).
 
 COLLECTOR_DIR := $(ROOT)/cmd/fargate-otel-collector
 OCB_VERSION := v0.159.0
 OCB := $(TOOLS_BIN)/builder-$(OCB_VERSION)
-COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(ls *.go | sort); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
+COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
 COLLECTOR_CACHED := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
 
 # Tests (root module and the collector's own) find the binary here; a test
@@ -39,9 +40,12 @@ $(OCB):
 	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 	mv $(TOOLS_BIN)/builder $@
 
+# ocb's main_others.go is replaced by run.go (the sidecar's supervisor and
+# the distribution's own components), so it is removed after generation.
 .PHONY: collector-generate
 collector-generate: $(OCB) ## regenerate the collector's sources from cmd/fargate-otel-collector/manifest.yaml (ocb)
 	cd $(COLLECTOR_DIR) && $(OCB) --config manifest.yaml --skip-compilation
+	rm -f $(COLLECTOR_DIR)/main_others.go
 	cd $(COLLECTOR_DIR) && $(GO) mod tidy && gofmt -w *.go
 
 .PHONY: test-collector
