@@ -60,6 +60,24 @@ const (
 	// MinMemoryLimitMiB is the smallest sidecar memory limit the collector
 	// runs in (its idle heap and the memory_limiter's headroom).
 	MinMemoryLimitMiB = 64
+
+	// DefaultDrainTimeout bounds how long a stopping collector waits for
+	// the pod's last lines to be read and sent (the drain extension): below
+	// the default termination grace period (30s), with room for the rest
+	// of the shutdown.
+	DefaultDrainTimeout = 20 * time.Second
+)
+
+// Env vars of the sidecar that the collector binary reads (besides the
+// Downward API's and the config's).
+const (
+	// SidecarEnvVar=true tells the collector that it is a pod's sidecar: a
+	// failure to start is logged and retried, never an exit, so that the
+	// kubelet never holds the app back behind a crash-looping collector.
+	SidecarEnvVar = "FARGATE_OTEL_SIDECAR"
+	// HealthEndpointEnvVar is where the sidecar answers the liveness probe
+	// while the collector is not running (health_check's endpoint).
+	HealthEndpointEnvVar = "FARGATE_OTEL_HEALTH_ENDPOINT"
 )
 
 // LogsVolumeMountPath is where the sidecar mounts the logs volume read-only:
@@ -121,6 +139,11 @@ type Config struct {
 	// (sending_queue.storage: file_storage, on the logs volume) may hold
 	// together; each gets an equal share, in bytes (see queue.go).
 	DiskQueueMiB int
+	// DrainTimeout is the longest a stopping collector waits, before its
+	// pipelines shut down, for file_log to read every file to its end and
+	// for the queues on disk to be sent (the drain extension); 0 leaves the
+	// drain out. Keep it below the pod's grace period.
+	DrainTimeout time.Duration
 }
 
 // KubeletStats is where and how the kubelet_stats receiver reads /stats/summary.
@@ -176,6 +199,7 @@ func Default() Config {
 		},
 		HealthCheckEndpoint: DefaultHealthCheckEndpoint,
 		DiskQueueMiB:        DefaultDiskQueueMiB,
+		DrainTimeout:        DefaultDrainTimeout,
 	}
 }
 

@@ -12,6 +12,9 @@ import (
 const (
 	StorageExtensionID     = "file_storage"
 	HealthCheckExtensionID = "health_check"
+	// DrainExtensionID is fargate-otel-collector's own extension that holds
+	// the shutdown until the pod's last lines are read and sent.
+	DrainExtensionID = "drain"
 
 	fileLogReceiverID      = "file_log"
 	kubeletStatsReceiverID = "kubelet_stats"
@@ -62,6 +65,10 @@ func Render(cfg Config) ([]byte, error) {
 			Pipelines:  map[string]pipeline{},
 			Telemetry:  telemetry(),
 		},
+	}
+	if cfg.DrainTimeout > 0 {
+		doc.Extensions[DrainExtensionID] = map[string]any{"timeout": cfg.DrainTimeout.String()}
+		doc.Service.Extensions = append(doc.Service.Extensions, DrainExtensionID)
 	}
 
 	for _, sig := range AllSignals {

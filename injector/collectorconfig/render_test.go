@@ -65,7 +65,12 @@ func variants() map[string]Config {
 	c.LogInclude = []string{"/tmp/pods/*/*/*.log", "/tmp/pods/*/*/*.log.*"}
 	c.LogExclude = []string{"/tmp/pods/.*/**"}
 	c.StorageDir = "/tmp/state"
+	c.DrainTimeout = 7 * time.Second
 	v["other-ports-and-paths"] = c
+
+	c = Default()
+	c.DrainTimeout = 0
+	v["no-drain"] = c
 
 	return v
 }
@@ -228,6 +233,7 @@ func TestValidateErrors(t *testing.T) {
 		{"no otlp endpoint", func(c *Config) { c.OTLP.GRPCEndpoint = "" }, []string{"OTLP receiver needs both endpoints"}},
 		{"no health check", func(c *Config) { c.HealthCheckEndpoint = "" }, []string{"health check endpoint is empty"}},
 		{"memory too small", func(c *Config) { c.MemoryLimitMiB = 32 }, []string{"at least 64 MiB"}},
+		{"negative drain", func(c *Config) { c.DrainTimeout = -time.Second }, []string{"drain timeout -1s is negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

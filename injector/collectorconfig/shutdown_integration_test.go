@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,10 +16,11 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 )
 
 // preStopSleep is the collector's preStop sleep in a Job pod as the
-// injector writes it (0 when it adds none).
+// injector writes it for a native sidecar (0 when it adds none).
 func preStopSleep(t *testing.T) time.Duration {
 	t.Helper()
 	pod := &corev1.Pod{
@@ -26,7 +28,11 @@ func preStopSleep(t *testing.T) time.Duration {
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{Name: "app", Image: "app", Command: []string{"/app"}}}},
 	}
-	res := injector.Mutate(pod, injector.DefaultConfig(), nil)
+	cfg := injector.DefaultConfig()
+	if !cfg.NativeSidecars {
+		t.Fatal("the injector's default is not a native sidecar")
+	}
+	res := injector.Mutate(pod, cfg, nil)
 	if !res.Injected {
 		t.Fatalf("the Job pod was not injected: %v", res.Warnings)
 	}
@@ -42,29 +48,73 @@ func preStopSleep(t *testing.T) time.Duration {
 	return 0
 }
 
-// TestTheLastLinesOfAnEndingPodArrive: a Job's app writes a burst and
-// exits; the kubelet then stops the native sidecar as the injector
-// configured it: its preStop sleep, then SIGTERM. Every line the app wrote
-// arrives, exactly once, before the collector exits: the pod does not come
-// back, so anything read late or left in a queue would be lost for good.
+// TestTheLastLinesOfAnEndingPodArrive: a Job's app writes a burst flat out
+// and exits, far ahead of the collector; the kubelet then stops the native
+// sidecar as the injector configured it, which is SIGTERM at once (no
+// preStop sleep). The drain holds the shutdown until file_log has read every
+// file to its end and the queue on disk is sent: every line the app wrote
+// arrives exactly once before the collector exits (the pod does not come
+// back, so anything read late or left queued would be lost for good), and
+// so do a span and a metric sent over OTLP just before the stop (they pass
+// through the batch processor).
 func TestTheLastLinesOfAnEndingPodArrive(t *testing.T) {
-	f := newFixture(t, nil)
-	const lines = 20000 // per stream, written flat out: the collector is behind when the app exits
+	f := newFixture(t, func(c *collectorconfig.Config) { c.KubeletStats.Disabled = true })
+	const lines = 20000 // per stream
 	collector := f.startCollector()
 	a := startApp(t, f, lines, 0, "10Mi")
 	a.wait(t, 2*time.Minute)
+	sendSpan(t, f.cfg.OTLP.GRPCEndpoint, "the app's last span")
 	exited := time.Now()
+	atExit := f.sink.LogCount()
 
 	// The kubelet's part, for a pod whose app containers have all exited:
-	// the sidecar's preStop hook, then SIGTERM.
+	// the sidecar's preStop hook (none), then SIGTERM.
 	sleep := preStopSleep(t)
-	time.Sleep(sleep)
-	if err := collector.Stop(30 * time.Second); err != nil {
+	if sleep != 0 {
+		t.Fatalf("the injector gives a native sidecar a preStop sleep of %s: the drain makes it a mere delay", sleep)
+	}
+	if err := collector.Stop(f.cfg.DrainTimeout + 10*time.Second); err != nil {
 		t.Fatalf("the collector did not stop cleanly on SIGTERM: %v", err)
 	}
-	t.Logf("the app exited; the collector got SIGTERM %s later (preStop sleep %s) and stopped after %s; %d of %d lines at the sink",
-		sleep, sleep, time.Since(exited).Round(time.Millisecond), f.sink.LogCount(), 2*lines)
+	t.Logf("the app exited with %d of %d lines at the sink; SIGTERM at once; the collector stopped after %s with %d",
+		atExit, 2*lines, time.Since(exited).Round(time.Millisecond), f.sink.LogCount())
+	if !strings.Contains(collector.Logs(), "Drain: every log file read to its end") {
+		t.Errorf("the collector did not report a completed drain:\n%s", collectortest.Tail(collector.Logs(), 10))
+	}
 	checkExactlyOnceNoBackups(t, f, readCRIFiles(t, a.logDir), lines)
+	if spans := f.sink.Spans(); len(spans) != 1 || spans[0].Name != "the app's last span" {
+		t.Errorf("the span sent just before the stop: got %+v", spans)
+	}
+}
+
+// TestADownGatewayDoesNotHoldTheShutdown: the gateway is gone when the pod
+// ends. The drain cannot send the queue, so the collector gives up at the
+// drain timeout, says what was left, and exits 0 well within the grace
+// period rather than hanging until the kubelet kills it.
+func TestADownGatewayDoesNotHoldTheShutdown(t *testing.T) {
+	const drain = 3 * time.Second
+	f := newFixture(t, func(c *collectorconfig.Config) {
+		c.Signals = []collectorconfig.Signal{collectorconfig.Logs}
+		c.DrainTimeout = drain
+	})
+	collector := f.startCollector()
+	f.sink.Close()
+	a := startApp(t, f, 2000, 0, "10Mi")
+	a.wait(t, time.Minute)
+
+	began := time.Now()
+	if err := collector.Stop(drain + 20*time.Second); err != nil {
+		t.Fatalf("with the gateway down the collector did not exit cleanly after the drain timeout: %v", err)
+	}
+	took := time.Since(began)
+	logs := collector.Logs()
+	if !strings.Contains(logs, "Drain: timeout passed with data not sent") || !strings.Contains(logs, "not sent") {
+		t.Fatalf("the collector did not say what the drain left:\n%s", collectortest.Tail(logs, 10))
+	}
+	if strings.Contains(logs, "Drain: every log file read to its end") {
+		t.Fatal("the drain reported success with the gateway down")
+	}
+	t.Logf("gateway down: the collector exited %s after SIGTERM (drain timeout %s)", took.Round(time.Millisecond), drain)
 }
 
 // checkExactlyOnceNoBackups: every line of the files is at the sink once.

@@ -80,6 +80,10 @@ func (c Config) Validate() error {
 		add("memory limit %d MiB is too small for the collector: give the sidecar at least %d MiB", c.MemoryLimitMiB, MinMemoryLimitMiB)
 	}
 
+	if c.DrainTimeout < 0 {
+		add("drain timeout %s is negative: use 0 to leave the drain out, or a duration below the pod's grace period (default %s)", c.DrainTimeout, DefaultDrainTimeout)
+	}
+
 	errs = append(errs, c.validateDiskQueues()...)
 
 	if len(errs) > 0 {
