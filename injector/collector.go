@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -37,6 +38,10 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			fieldEnv("POD_UID", "metadata.uid"),
 			fieldEnv("POD_IP", "status.podIP"),
+			// A collector that cannot run stays up (the app is never held
+			// back) and answers the liveness probe meanwhile.
+			{Name: collectorconfig.SidecarEnvVar, Value: "true"},
+			{Name: collectorconfig.HealthEndpointEnvVar, Value: fmt.Sprintf(":%d", cfg.Collector.HealthCheckPort)},
 		},
 		Resources: resources,
 		// The app is never gated on the collector. A native sidecar's
@@ -81,24 +86,43 @@ func livenessProbe(port int32) *corev1.Probe {
 	}
 }
 
-// preStopSleep delays the collector's SIGTERM by the shutdown delay, so
-// that it reads the app's last lines and sends what it queued before it
-// stops: the kubelet stops a native sidecar only once the app containers
-// have exited, but the collector would otherwise miss what the app wrote in
-// its last moments (file_log polls every 200 ms) and drop its exporters'
-// queues, which a collector does not drain on shutdown. The API server
-// refuses a sleep longer than the pod's terminationGracePeriodSeconds, and
-// one of 0 seconds unless a newer feature allows it.
-func preStopSleep(cfg Config, pod *corev1.Pod) *corev1.Lifecycle {
-	if !cfg.SleepAction {
-		return nil
+// The end of a pod. A collector that stops at once would lose the app's
+// last lines (file_log polls every 200 ms) and its exporters' queues on
+// disk (not drained on shutdown at v0.159.0). The collector's drain
+// extension holds its shutdown until both are done, within a timeout below
+// the grace period. A native sidecar gets SIGTERM only once the app
+// containers have exited, so the drain is enough; a collector that is a
+// regular container gets SIGTERM with the app, and a preStop sleep keeps it
+// reading while the app shuts down.
+
+// drainMargin is the part of the grace period left for the rest of the
+// collector's shutdown after the drain; minDrain the least drain timeout.
+const (
+	drainMargin = 5 * time.Second
+	minDrain    = time.Second
+)
+
+// preStopSeconds is the collector's preStop sleep: the shutdown delay for a
+// collector that is a regular container, within the grace period (the API
+// server refuses a longer one, and one of 0 seconds unless a newer feature
+// allows it); none for a native sidecar or where the API server lacks the
+// sleep action.
+func (p *plan) preStopSeconds() int64 {
+	if p.cfg.NativeSidecars || !p.cfg.SleepAction {
+		return 0
 	}
-	seconds := int64(math.Ceil(cfg.Collector.ShutdownDelay.Seconds()))
-	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
-	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
-		grace = *g
-	}
-	seconds = min(seconds, grace)
+	seconds := int64(math.Ceil(p.cfg.Collector.ShutdownDelay.Seconds()))
+	return max(min(seconds, p.grace), 0)
+}
+
+// drainTimeout is what the grace period leaves the drain after the preStop
+// sleep and the rest of the shutdown, at most the collector's default.
+func (p *plan) drainTimeout() time.Duration {
+	left := time.Duration(p.grace-p.preStopSeconds())*time.Second - drainMargin
+	return max(min(collectorconfig.DefaultDrainTimeout, left), minDrain)
+}
+
+func preStopSleep(seconds int64) *corev1.Lifecycle {
 	if seconds <= 0 {
 		return nil
 	}
@@ -270,6 +294,7 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 	p.sizeDiskQueues(&cc)
 	cc.KubeletStats = ks
 	cc.HealthCheckEndpoint = fmt.Sprintf(":%d", p.cfg.Collector.HealthCheckPort)
+	cc.DrainTimeout = p.drainTimeout()
 	// Below the collector's minimum (pod-level limits can force that), let
 	// memory_limiter use percentages of the cgroup limit instead.
 	if mib := memLimit.Value() >> 20; mib >= collectorconfig.MinMemoryLimitMiB {

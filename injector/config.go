@@ -200,12 +200,13 @@ type CollectorSettings struct {
 	// HealthCheckPort is the health_check extension's port, probed by the
 	// kubelet.
 	HealthCheckPort int32 `json:"healthCheckPort"`
-	// ShutdownDelay is the collector's preStop sleep: the time between the
-	// end of the pod and the collector's SIGTERM, in which it reads the
-	// app's last lines and empties its queues. For a pod that runs to
-	// completion it starts when the app has exited; when a pod is deleted
-	// it runs while the app shuts down. Capped by the pod's
-	// terminationGracePeriodSeconds; 0 adds no hook.
+	// ShutdownDelay is the preStop sleep of a collector that runs as a
+	// regular container (no native sidecars): it gets SIGTERM together with
+	// the app, and the sleep keeps it reading while the app shuts down. A
+	// native sidecar gets SIGTERM only after the app has exited and needs
+	// none: its drain (within the grace period) reads the last lines and
+	// empties its queues. Capped by the pod's terminationGracePeriodSeconds;
+	// 0 adds no hook.
 	ShutdownDelay metav1.Duration `json:"shutdownDelay"`
 }
 

@@ -1,6 +1,7 @@
 package injector
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
 )
 
 // TestTheAppIsNotGatedOnTheCollector: a native sidecar's startup probe holds
@@ -52,26 +54,35 @@ func TestTheAppIsNotGatedOnTheCollector(t *testing.T) {
 	}
 }
 
-// TestCollectorShutdownDelay: the collector gets a preStop sleep (no shell in
-// its image), within the pod's grace period, only where the API server
-// knows the action.
+// TestCollectorShutdownDelay: a collector that is a regular container gets
+// SIGTERM with the app and has a preStop sleep (no shell in its image),
+// within the pod's grace period, where the API server knows the action. A
+// native sidecar gets SIGTERM only once the app has exited and has none: its
+// drain does the work, and a sleep would only make every Job pod last longer.
 func TestCollectorShutdownDelay(t *testing.T) {
 	grace := func(s int64) func(*corev1.Pod) {
 		return func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = &s }
 	}
+	regular := func(c *Config) { c.NativeSidecars = false }
 	for _, tt := range []struct {
 		name  string
 		pod   func(*corev1.Pod)
 		cfg   func(*Config)
 		sleep int64 // 0: no preStop hook
+		drain time.Duration
 	}{
-		{name: "default", sleep: 5},
-		{name: "regular container", cfg: func(c *Config) { c.NativeSidecars = false }, sleep: 5},
-		{name: "rounded up to whole seconds", cfg: func(c *Config) { c.Collector.ShutdownDelay = metav1.Duration{Duration: 1500 * time.Millisecond} }, sleep: 2},
-		{name: "capped by the grace period", pod: grace(3), sleep: 3},
-		{name: "a grace period of 0 leaves no room", pod: grace(0), sleep: 0},
-		{name: "turned off", cfg: func(c *Config) { c.Collector.ShutdownDelay = metav1.Duration{} }, sleep: 0},
-		{name: "API server without the sleep action", cfg: func(c *Config) { c.SleepAction = false }, sleep: 0},
+		{name: "native sidecar", sleep: 0, drain: 20 * time.Second},
+		{name: "native sidecar, short grace period", pod: grace(10), sleep: 0, drain: 5 * time.Second},
+		{name: "regular container", cfg: regular, sleep: 5, drain: 20 * time.Second},
+		{name: "regular container, rounded up to whole seconds", cfg: func(c *Config) {
+			regular(c)
+			c.Collector.ShutdownDelay = metav1.Duration{Duration: 1500 * time.Millisecond}
+		}, sleep: 2, drain: 20 * time.Second},
+		{name: "regular container, sleep and drain share the grace period", cfg: regular, pod: grace(15), sleep: 5, drain: 5 * time.Second},
+		{name: "regular container, capped by the grace period", cfg: regular, pod: grace(3), sleep: 3, drain: time.Second},
+		{name: "a grace period of 0 leaves no room", cfg: regular, pod: grace(0), sleep: 0, drain: time.Second},
+		{name: "turned off", cfg: func(c *Config) { regular(c); c.Collector.ShutdownDelay = metav1.Duration{} }, sleep: 0, drain: 20 * time.Second},
+		{name: "API server without the sleep action", cfg: func(c *Config) { regular(c); c.SleepAction = false }, sleep: 0, drain: 20 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := fargatePod("", "", nil)
@@ -86,7 +97,8 @@ func TestCollectorShutdownDelay(t *testing.T) {
 			if !res.Injected {
 				t.Fatalf("not injected: %v", res.Warnings)
 			}
-			lc := collectorOf(t, res.Pod).Lifecycle
+			c := collectorOf(t, res.Pod)
+			lc := c.Lifecycle
 			switch {
 			case tt.sleep == 0 && lc != nil:
 				t.Fatalf("want no lifecycle hook, got %+v", lc)
@@ -96,7 +108,36 @@ func TestCollectorShutdownDelay(t *testing.T) {
 			case lc.PreStop.Sleep.Seconds != tt.sleep || lc.PreStop.Exec != nil || lc.PreStop.HTTPGet != nil || lc.PostStart != nil:
 				t.Fatalf("want only a preStop sleep of %ds, got %+v", tt.sleep, lc)
 			}
+			want := fmt.Sprintf("drain:\n    timeout: %s\n", tt.drain)
+			if got := envValue(c, ConfigEnv); !strings.Contains(got, want) {
+				t.Errorf("want the collector config to have %q:\n%s", want, got)
+			}
 		})
+	}
+}
+
+// TestTheCollectorStaysUpInItsPod: the sidecar is told to survive its own
+// failures (the binary then never exits but on SIGTERM) and where to
+// answer the liveness probe meanwhile: the probe's port.
+func TestTheCollectorStaysUpInItsPod(t *testing.T) {
+	for _, native := range []bool{true, false} {
+		cfg := DefaultConfig()
+		cfg.NativeSidecars = native
+		cfg.Collector.HealthCheckPort = 13999
+		res := Mutate(fargatePod("", "", nil), cfg, nil)
+		if !res.Injected {
+			t.Fatalf("native=%v: not injected: %v", native, res.Warnings)
+		}
+		c := collectorOf(t, res.Pod)
+		if got := envValue(c, collectorconfig.SidecarEnvVar); got != "true" {
+			t.Errorf("native=%v: %s=%q, want true", native, collectorconfig.SidecarEnvVar, got)
+		}
+		if got := envValue(c, collectorconfig.HealthEndpointEnvVar); got != ":13999" {
+			t.Errorf("native=%v: %s=%q, want :13999 (the liveness probe's port)", native, collectorconfig.HealthEndpointEnvVar, got)
+		}
+		if c.LivenessProbe.HTTPGet.Port.IntVal != 13999 {
+			t.Errorf("native=%v: the liveness probe is on port %d", native, c.LivenessProbe.HTTPGet.Port.IntVal)
+		}
 	}
 }
 

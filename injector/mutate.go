@@ -119,7 +119,7 @@ func (p *plan) inject(pod *corev1.Pod, images Images) (*Status, SkipReason, stri
 	// 3. The collector and its kubelet stats credentials.
 	native := cfg.NativeSidecars
 	collector := collectorContainer(cfg, corev1.ResourceRequirements{}, p.signals.Logs, native)
-	collector.Lifecycle = preStopSleep(cfg, pod)
+	collector.Lifecycle = preStopSleep(p.preStopSeconds())
 	ks := collectorconfig.KubeletStats{Disabled: true}
 	if p.signals.Metrics {
 		ks = kubeletStatsAccess(pod, cfg, &collector)

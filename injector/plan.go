@@ -19,6 +19,8 @@ type plan struct {
 	signals  SignalSettings
 	selected []selected
 	warnings []string
+	// grace is the pod's termination grace period, in seconds.
+	grace int64
 }
 
 // selected is one container whose telemetry is captured.
@@ -54,7 +56,10 @@ func newPlan(pod *corev1.Pod, cfg Config) (*plan, SkipReason, string) {
 		return nil, SkipInvalid, "not injected: the pod has no containers"
 	}
 
-	p := &plan{cfg: cfg}
+	p := &plan{cfg: cfg, grace: int64(corev1.DefaultTerminationGracePeriodSeconds)}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		p.grace = *g
+	}
 	var warns []string
 	p.opts, warns = annotations.Parse(pod.Annotations)
 	p.warnings = append(p.warnings, warns...)
