@@ -71,7 +71,7 @@ func parseOptions(args []string, output io.Writer) (*options, error) {
 	kubeletStats := fs.String("kubelet-stats-mode", "", "how collectors read kubelet stats: proxy (through fargate-otel-nodeproxy), direct (nodes/proxy) or off; overrides kubeletStats.mode")
 	scope := fs.String("scope", "", "which pods are injected: fargate or all; overrides scope")
 	fs.StringVar(&o.nativeSidecars, "native-sidecars", "auto", "run the collector as a native sidecar: auto (when the API server is >= 1.29), true or false")
-	fs.StringVar(&o.preStopSleep, "prestop-sleep", "auto", "give the collector a preStop sleep of collector.shutdownDelay: auto (when the API server is >= 1.30), true or false")
+	fs.StringVar(&o.preStopSleep, "prestop-sleep", "auto", "give a collector that runs as a regular container (no native sidecars) a preStop sleep of collector.shutdownDelay: auto (when the API server is >= 1.30), true or false")
 
 	fs.StringVar(&o.webhookHost, "webhook-host", "", "address the webhook server listens on (all when empty)")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "port of the webhook server")

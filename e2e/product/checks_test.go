@@ -310,8 +310,8 @@ func testJob(ctx context.Context, t *testing.T, e *env) {
 	if pod.Status.Phase != corev1.PodSucceeded {
 		t.Errorf("the Job's pod: %s", scenario.DescribePod(&pod))
 	}
-	// The app's end, and the sidecar's: it stops when the app has (after
-	// its preStop delay), and cleanly.
+	// The app's end, and the sidecar's: it stops after the app has, once
+	// its drain has sent the last lines, and cleanly.
 	var appEnd time.Time
 	for _, c := range pod.Status.ContainerStatuses {
 		if c.Name == scenario.AppName && c.State.Terminated != nil {
