@@ -40,10 +40,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/podindex"
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
 )
 
 func main() {
@@ -82,7 +82,7 @@ type counters struct {
 }
 
 func run(duration time.Duration, rounds, collectors int, latency time.Duration, callers int) error {
-	ca, err := testpki.NewCA("bench-ca")
+	ca, err := pkitest.NewCA("bench-ca")
 	if err != nil {
 		return err
 	}
@@ -90,11 +90,10 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 	summary := fargateSummary()
 
 	// The upstream: what the API server answers at nodes/proxy/stats/summary.
-	upCert, err := ca.Issue("upstream", []string{"127.0.0.1"}, 0)
+	upTLS, err := ca.ServingCert("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	upTLS, _ := upCert.TLSCertificate()
 	// The kubelet: answers the summary.
 	kubelet := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if latency > 0 {
@@ -154,11 +153,10 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 	if err != nil {
 		return err
 	}
-	pxCert, err := ca.Issue("fargate-otel-nodeproxy", []string{"127.0.0.1"}, 0)
+	pxTLS, err := ca.ServingCert("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	pxTLS, _ := pxCert.TLSCertificate()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 )
 
 type controlPlanePKI struct {
@@ -21,7 +23,7 @@ type controlPlanePKI struct {
 // account key pair under dir/pki.
 func writePKI(dir, serviceCIDR string) (*controlPlanePKI, error) {
 	pkiDir := filepath.Join(dir, "pki")
-	ca, err := NewCA("fargate-otel-e2e-ca")
+	ca, err := pkitest.NewCA("fargate-otel-e2e-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -32,29 +34,25 @@ func writePKI(dir, serviceCIDR string) (*controlPlanePKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	pki := &controlPlanePKI{ca: ca}
+	cpPKI := &controlPlanePKI{ca: ca}
 	if _, err := issueFiles(ca, pkiDir, "apiserver", CertSpec{CommonName: "kube-apiserver", Server: true, Hosts: []string{
 		"127.0.0.1", NodeIP, kubernetesIP, "localhost",
 		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
 	}}); err != nil {
 		return nil, err
 	}
-	if pki.kubeletClient, err = issueFiles(ca, pkiDir, "apiserver-kubelet-client",
+	if cpPKI.kubeletClient, err = issueFiles(ca, pkiDir, "apiserver-kubelet-client",
 		CertSpec{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}); err != nil {
 		return nil, err
 	}
-	if pki.admin, err = issueFiles(ca, pkiDir, "admin",
+	if cpPKI.admin, err = issueFiles(ca, pkiDir, "admin",
 		CertSpec{CommonName: "admin", Organizations: []string{"system:masters"}, Client: true}); err != nil {
 		return nil, err
 	}
-	priv, pub, err := newServiceAccountKey()
-	if err != nil {
+	if err := writeServiceAccountKey(pkiDir); err != nil {
 		return nil, err
 	}
-	if err := writePEMPair(pub, priv, filepath.Join(pkiDir, "sa.pub"), filepath.Join(pkiDir, "sa.key")); err != nil {
-		return nil, err
-	}
-	return pki, nil
+	return cpPKI, nil
 }
 
 // issueFiles issues a certificate and writes it as dir/name.{crt,key}.

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/fargate-otel/fargate-otel/internal/pki"
 )
 
 // FileSync copies keys of a Secret to files of a folder on this replica.
@@ -159,7 +161,7 @@ func (s *Syncer) sync(ctx context.Context, f FileSync) error {
 		files[name] = sec.Data[key]
 	}
 	if c, k := sec.Data[KeyTLSCert], sec.Data[KeyTLSKey]; f.Files[KeyTLSCert] != "" && f.Files[KeyTLSKey] != "" {
-		if _, err := ParseKeyPair(c, k); err != nil {
+		if _, err := pki.ParseKeyPair(c, k); err != nil {
 			return fmt.Errorf("the Secret %s/%s: %w", s.namespace, f.Secret, err)
 		}
 	}

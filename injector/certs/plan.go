@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/fargate-otel/fargate-otel/internal/pki"
 )
 
 // Policy says how long certificates live. A certificate is renewed when less
@@ -48,7 +50,7 @@ type CAState struct {
 }
 
 // Bundle is what clients trust: Previous, Current, Next (those present).
-func (s CAState) Bundle() []byte { return Bundle(s.Previous, s.Current, s.Next) }
+func (s CAState) Bundle() []byte { return pki.Bundle(s.Previous, s.Current, s.Next) }
 
 // PlanCA returns the CA state to keep at now, and whether it differs from s.
 func PlanCA(s CAState, now time.Time, p Policy) (CAState, bool, error) {

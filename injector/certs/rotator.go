@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/fargate-otel/fargate-otel/internal/pki"
 )
 
 // Keys of the Secrets.
@@ -170,9 +172,9 @@ func (r *Rotator) readCAState(s *corev1.Secret) CAState {
 		var kp *KeyPair
 		var err error
 		if keyKey == "" {
-			kp, err = ParseCert(d[certKey])
+			kp, err = pki.ParseCert(d[certKey])
 		} else {
-			kp, err = ParseKeyPair(d[certKey], d[keyKey])
+			kp, err = pki.ParseKeyPair(d[certKey], d[keyKey])
 		}
 		if err != nil {
 			r.Log.Info("replacing an unreadable CA", "secret", s.Name, "which", what, "error", err.Error())
@@ -251,7 +253,7 @@ func (r *Rotator) ensureLeaf(ctx context.Context, leaf Leaf, ca CAState, bundle 
 	}
 	var current *KeyPair
 	if len(s.Data[KeyTLSCert]) > 0 {
-		if current, err = ParseKeyPair(s.Data[KeyTLSCert], s.Data[KeyTLSKey]); err != nil {
+		if current, err = pki.ParseKeyPair(s.Data[KeyTLSCert], s.Data[KeyTLSKey]); err != nil {
 			r.Log.Info("replacing an unreadable serving certificate", "secret", leaf.Secret, "error", err.Error())
 			current = nil
 		}

@@ -1,13 +1,6 @@
 package collectorconfig
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
+	"github.com/fargate-otel/fargate-otel/internal/pki"
 )
 
 var testPodEnv = append(collectortest.PodEnv("fargate-ip-10-0-1-2.eu-west-1.compute.internal", "shop", "web-7d9f", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e"),
@@ -117,22 +111,9 @@ func TestExporterTypesMatchTheBinary(t *testing.T) {
 
 func selfSignedPEM(t *testing.T) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(pki.Spec{CommonName: "fargate-otel test CA", NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fargate-otel test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return ca.CertPEM
 }

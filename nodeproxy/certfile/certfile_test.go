@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 )
 
 func TestReloadsRenewedCertificate(t *testing.T) {
-	ca, err := testpki.NewCA("test-ca")
+	ca, err := pkitest.NewCA("test-ca")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	first, _ := ca.Issue("proxy", []string{"127.0.0.1"}, time.Hour)
-	certFile, keyFile, err := first.WriteFiles(dir)
-	if err != nil {
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	first, _ := ca.Issue(pkitest.CertSpec{CommonName: "proxy", Hosts: []string{"127.0.0.1"}, Server: true, Validity: time.Hour})
+	if err := first.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	r, err := New(certFile, keyFile, time.Minute)
@@ -42,8 +42,8 @@ func TestReloadsRenewedCertificate(t *testing.T) {
 		t.Fatalf("served %s, want the first certificate", got)
 	}
 
-	second, _ := ca.Issue("proxy", []string{"127.0.0.1"}, 2*time.Hour)
-	if _, _, err := second.WriteFiles(dir); err != nil {
+	second, _ := ca.Issue(pkitest.CertSpec{CommonName: "proxy", Hosts: []string{"127.0.0.1"}, Server: true, Validity: 2 * time.Hour})
+	if err := second.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	if got := serialServed(); got != first.Cert.SerialNumber.String() {
@@ -58,7 +58,7 @@ func TestReloadsRenewedCertificate(t *testing.T) {
 	}
 
 	// A broken write keeps the good certificate and reports why.
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), []byte("half"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	advance()
@@ -68,7 +68,7 @@ func TestReloadsRenewedCertificate(t *testing.T) {
 	if r.Err() == nil {
 		t.Fatal("Err() is nil after a failed reload")
 	}
-	if _, _, err := second.WriteFiles(dir); err != nil {
+	if err := second.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	advance()

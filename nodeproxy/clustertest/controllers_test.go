@@ -22,9 +22,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
 )
 
 const optIn = "fargate-otel.io/inject"
@@ -149,8 +149,8 @@ func TestCAPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ca1, _ := testpki.NewCA("proxy-ca-1")
-	ca2, _ := testpki.NewCA("proxy-ca-2")
+	ca1, _ := pkitest.NewCA("proxy-ca-1")
+	ca2, _ := pkitest.NewCA("proxy-ca-2")
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(caFile, ca1.CertPEM, 0o644); err != nil {
 		t.Fatal(err)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/doctor"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
 )
 
 // fargatePod is what a Deployment on a Fargate profile creates (the EKS
@@ -149,7 +149,7 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("wrong caBundle", func(t *testing.T) {
-		other, _ := testpki.NewCA("someone-else")
+		other, _ := pkitest.NewCA("someone-else")
 		restore := patchCABundle(t, cp, other.CertPEM)
 		defer restore()
 		r := runDoctor(t, cp, opts)

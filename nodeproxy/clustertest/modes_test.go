@@ -13,9 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
 )
 
 // TestProxyAndDirectWithOneInjector: one injector whose default mode is
@@ -45,7 +45,7 @@ func TestProxyAndDirectWithOneInjector(t *testing.T) {
 	createPod(t, c, "via-proxy", "web", "app", "node-a", status("proxy"))
 	createPod(t, c, "via-direct", "web", "app", "node-a", status("direct"))
 
-	ca, _ := testpki.NewCA("proxy-ca")
+	ca, _ := pkitest.NewCA("proxy-ca")
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)

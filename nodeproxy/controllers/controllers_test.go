@@ -9,7 +9,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 )
 
 func injectedPod(ns, name, sa, mode string, phase corev1.PodPhase) corev1.Pod {
@@ -57,9 +57,8 @@ func TestDirectSubjects(t *testing.T) {
 }
 
 func TestValidCABundle(t *testing.T) {
-	ca, _ := testpki.NewCA("a")
-	ca2, _ := testpki.NewCA("b")
-	pair, _ := ca.Issue("x", nil, 0)
+	ca, _ := pkitest.NewCA("a")
+	ca2, _ := pkitest.NewCA("b")
 	for name, tc := range map[string]struct {
 		in []byte
 		ok bool
@@ -69,7 +68,7 @@ func TestValidCABundle(t *testing.T) {
 		"empty":      {nil, false},
 		"spaces":     {[]byte("\n \n"), false},
 		"garbage":    {[]byte("hello"), false},
-		"with a key": {append(append([]byte{}, ca.CertPEM...), pair.KeyPEM...), false},
+		"with a key": {append(append([]byte{}, ca.CertPEM...), ca.KeyPEM...), false},
 		"trailing":   {append(append([]byte{}, ca.CertPEM...), "junk"...), false},
 	} {
 		if err := validCABundle(tc.in); (err == nil) != tc.ok {
@@ -79,8 +78,8 @@ func TestValidCABundle(t *testing.T) {
 }
 
 func TestCAFileChanged(t *testing.T) {
-	ca, _ := testpki.NewCA("a")
-	ca2, _ := testpki.NewCA("b")
+	ca, _ := pkitest.NewCA("a")
+	ca2, _ := pkitest.NewCA("b")
 	path := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(path, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)

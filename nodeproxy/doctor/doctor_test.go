@@ -8,7 +8,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/fargate-otel/fargate-otel/nodeproxy/testpki"
+	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 )
 
 func TestStatsPlanOf(t *testing.T) {
@@ -39,7 +39,7 @@ func TestStatsPlanOf(t *testing.T) {
 }
 
 func TestParseBundle(t *testing.T) {
-	ca, _ := testpki.NewCA("x")
+	ca, _ := pkitest.NewCA("x")
 	if _, certs, err := parseBundle(ca.CertPEM); err != nil || len(certs) != 1 {
 		t.Fatalf("parseBundle(CA) = %d certs, %v", len(certs), err)
 	}

@@ -1,11 +1,11 @@
-package cluster
+package pkitest
 
 import (
 	"crypto/x509"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestCAIssuesVerifiableCertificates(t *testing.T) {
@@ -17,14 +17,17 @@ func TestCAIssuesVerifiableCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "webhook.ns.svc"}); err != nil {
-		t.Errorf("DNS name: %v", err)
-	}
-	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "10.200.0.1"}); err != nil {
-		t.Errorf("IP: %v", err)
+	for _, host := range []string{"webhook.ns.svc", "10.200.0.1"} {
+		if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: host}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
 	}
 	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "other.ns.svc"}); err == nil {
 		t.Error("a name not in the certificate verified")
+	}
+	// A clock a little behind still accepts a new certificate.
+	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "webhook.ns.svc", CurrentTime: time.Now().Add(-30 * time.Minute)}); err != nil {
+		t.Errorf("half an hour ago: %v", err)
 	}
 	client, err := ca.Issue(CertSpec{CommonName: "system:node:n", Organizations: []string{"system:nodes"}, Client: true})
 	if err != nil {
@@ -39,8 +42,19 @@ func TestCAIssuesVerifiableCertificates(t *testing.T) {
 	if _, err := ca.Issue(CertSpec{CommonName: "x"}); err == nil {
 		t.Error("a certificate for neither server nor client was issued")
 	}
-	if _, err := ca.ServingCert("a.b.svc"); err != nil {
-		t.Error(err)
+	short, err := ca.Issue(CertSpec{CommonName: "s", Server: true, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := time.Until(short.Cert.NotAfter); life > time.Hour || life < 59*time.Minute {
+		t.Errorf("a one-hour certificate expires in %s", life)
+	}
+	cert, err := ca.ServingCert("a.b.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cert.Leaf.DNSNames, []string{"a.b.svc"}) {
+		t.Errorf("serving certificate for %v", cert.Leaf.DNSNames)
 	}
 }
 
@@ -64,40 +78,10 @@ func TestCAFilesRoundTrip(t *testing.T) {
 	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "s"}); err != nil {
 		t.Errorf("a certificate from the loaded CA does not verify against the original: %v", err)
 	}
-}
-
-func TestFirstServiceIP(t *testing.T) {
-	for cidr, want := range map[string]string{"10.0.0.0/24": "10.0.0.1", "10.96.0.0/12": "10.96.0.1"} {
-		got, err := firstServiceIP(cidr)
-		if err != nil || got != want {
-			t.Errorf("firstServiceIP(%s) = %s, %v; want %s", cidr, got, err, want)
-		}
-	}
-	for _, bad := range []string{"10.0.0.0", "fd00::/108"} {
-		if _, err := firstServiceIP(bad); err == nil {
-			t.Errorf("firstServiceIP(%s): no error", bad)
-		}
-	}
-}
-
-func TestUnescapeMountPath(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a`:              "/tmp/a",
-		`/tmp/with\040space`:  "/tmp/with space",
-		`/tmp/tab\011and\134`: "/tmp/tab\tand\\",
-	} {
-		if got := unescapeMountPath(in); got != want {
-			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestRequirePrivateNetNS(t *testing.T) {
-	// TestMain moved this test binary into a namespace of its own.
-	if err := RequirePrivateNetNS(); err != nil {
+	if err := kp.WriteFiles(filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")); err != nil {
 		t.Fatal(err)
 	}
-	if ip := net.ParseIP(NodeIP); ip == nil || ip.IsLoopback() {
-		t.Fatalf("NodeIP %s must be a non-loopback address: the API server refuses to proxy to loopback", NodeIP)
+	if _, err := LoadCA(filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")); err == nil {
+		t.Error("a leaf certificate loaded as a CA")
 	}
 }
