@@ -69,10 +69,31 @@ func setUp(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
 	must(err)
 }
 
-func newRotator(t *testing.T, kube kubernetes.Interface, now *time.Time, mu *sync.Mutex) *certs.Rotator {
+// start starts an API server with what the chart creates (setUp) for one
+// test, and a context that ends with the test or after timeout.
+func start(t *testing.T, timeout time.Duration) (context.Context, kubernetes.Interface) {
+	t.Helper()
+	cp := cluster.StartControlPlaneT(t, cluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	setUp(ctx, t, cp.Client)
+	return ctx, cp.Client
+}
+
+// clock is the test's time, shared by rotators running concurrently.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Set(at time.Time) { c.mu.Lock(); c.now = at; c.mu.Unlock() }
+
+func newRotator(t *testing.T, kube kubernetes.Interface, clk *clock) *certs.Rotator {
 	return &certs.Rotator{
 		Client: kube, Log: testr.New(t),
-		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return *now },
+		Now: clk.Now,
 		Config: certs.Config{
 			Namespace: ns, CASecret: "fargate-otel-ca",
 			Leaves: []certs.Leaf{
@@ -83,6 +104,24 @@ func newRotator(t *testing.T, kube kubernetes.Interface, now *time.Time, mu *syn
 			Policy:         policy,
 		},
 	}
+}
+
+func secret(ctx context.Context, t *testing.T, kube kubernetes.Interface, name string) *corev1.Secret {
+	t.Helper()
+	s, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func webhookConfig(ctx context.Context, t *testing.T, kube kubernetes.Interface) *admissionregistrationv1.MutatingWebhookConfiguration {
+	t.Helper()
+	mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "fargate-otel-injector", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mwc
 }
 
 // verify says whether a client holding bundle accepts the PEM certificate
@@ -108,16 +147,9 @@ func verify(bundle, certPEM []byte, name string, at time.Time) error {
 // and a client that read the bundle before the CA handover (a collector
 // reading the proxy's CA at start) still accepts the certificates after it.
 func TestRotationThroughTheAPIServer(t *testing.T) {
-	cp := cluster.StartControlPlaneT(t, cluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	kube := cp.Client
-	setUp(ctx, t, kube)
-
-	var mu sync.Mutex
-	now := t0
-	rot := newRotator(t, kube, &now, &mu)
-	setNow := func(at time.Time) { mu.Lock(); now = at; mu.Unlock() }
+	ctx, kube := start(t, 3*time.Minute)
+	clk := &clock{now: t0}
+	rot := newRotator(t, kube, clk)
 
 	dirs := []string{t.TempDir(), t.TempDir()} // two replicas
 	var syncers []*certs.Syncer
@@ -141,26 +173,15 @@ func TestRotationThroughTheAPIServer(t *testing.T) {
 	}
 	step := func(at time.Time) observed {
 		t.Helper()
-		setNow(at)
+		clk.Set(at)
 		if err := rot.Reconcile(ctx); err != nil {
 			t.Fatalf("reconcile at day %.0f: %v", at.Sub(t0).Hours()/24, err)
 		}
 		var o observed
-		mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "fargate-otel-injector", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range mwc.Webhooks {
+		for _, h := range webhookConfig(ctx, t, kube).Webhooks {
 			o.caBundles = append(o.caBundles, h.ClientConfig.CABundle)
 		}
-		wh, err := kube.CoreV1().Secrets(ns).Get(ctx, "fargate-otel-injector-tls", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		px, err := kube.CoreV1().Secrets(ns).Get(ctx, "fargate-otel-nodeproxy-tls", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		wh, px := secret(ctx, t, kube, "fargate-otel-injector-tls"), secret(ctx, t, kube, "fargate-otel-nodeproxy-tls")
 		o.leaf, o.proxyLeaf, o.proxyCA = wh.Data["tls.crt"], px.Data["tls.crt"], px.Data["ca.crt"]
 		if !bytes.Equal(o.caBundles[0], o.caBundles[1]) || !bytes.Equal(o.caBundles[0], o.proxyCA) || !bytes.Equal(o.caBundles[0], wh.Data["ca.crt"]) {
 			t.Errorf("day %.0f: the bundles of the webhooks and Secrets differ", at.Sub(t0).Hours()/24)
@@ -217,19 +238,14 @@ func TestRotationThroughTheAPIServer(t *testing.T) {
 // handover) reconcile at once; the API server's resourceVersions make one
 // win, and the end state is consistent.
 func TestRotatorsRace(t *testing.T) {
-	cp := cluster.StartControlPlaneT(t, cluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kube := cp.Client
-	setUp(ctx, t, kube)
-	var mu sync.Mutex
-	now := t0
+	ctx, kube := start(t, 2*time.Minute)
+	clk := &clock{now: t0}
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rot := newRotator(t, kube, &now, &mu)
+			rot := newRotator(t, kube, clk)
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
 				if rot.Reconcile(ctx) == nil {
@@ -240,19 +256,8 @@ func TestRotatorsRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ca, err := kube.CoreV1().Secrets(ns).Get(ctx, "fargate-otel-ca", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh, err := kube.CoreV1().Secrets(ns).Get(ctx, "fargate-otel-injector-tls", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "fargate-otel-injector", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(mwc.Webhooks[0].ClientConfig.CABundle, ca.Data["ca.crt"]) {
+	ca, wh := secret(ctx, t, kube, "fargate-otel-ca"), secret(ctx, t, kube, "fargate-otel-injector-tls")
+	if !bytes.Equal(webhookConfig(ctx, t, kube).Webhooks[0].ClientConfig.CABundle, ca.Data["ca.crt"]) {
 		t.Error("the caBundle is not the CA of the Secret")
 	}
 	if err := verify(ca.Data["ca.crt"], wh.Data["tls.crt"], webhookNames[0], t0); err != nil {
@@ -264,14 +269,8 @@ func TestRotatorsRace(t *testing.T) {
 // helm upgrade) is put back at the next reconcile; a deleted Secret is an
 // error that says what to do.
 func TestRotatorRepairsAndExplains(t *testing.T) {
-	cp := cluster.StartControlPlaneT(t, cluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kube := cp.Client
-	setUp(ctx, t, kube)
-	var mu sync.Mutex
-	now := t0
-	rot := newRotator(t, kube, &now, &mu)
+	ctx, kube := start(t, 2*time.Minute)
+	rot := newRotator(t, kube, &clock{now: t0})
 	if err := rot.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +282,7 @@ func TestRotatorRepairsAndExplains(t *testing.T) {
 	if err := rot.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mwc, _ := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "fargate-otel-injector", metav1.GetOptions{})
+	mwc := webhookConfig(ctx, t, kube)
 	if len(mwc.Webhooks[1].ClientConfig.CABundle) == 0 || !bytes.Equal(mwc.Webhooks[0].ClientConfig.CABundle, mwc.Webhooks[1].ClientConfig.CABundle) {
 		t.Error("the removed caBundle was not put back")
 	}
