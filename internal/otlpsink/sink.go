@@ -178,7 +178,7 @@ func (l *logsServer) Export(_ context.Context, req plogotlp.ExportRequest) (plog
 	err := l.s.record(func() {
 		l.s.logCount += ld.LogRecordCount()
 		if !l.s.opts.DiscardLogs {
-			l.s.logs = appendLogs(l.s.logs, ld, now)
+			l.s.logs = append(l.s.logs, LogRecords(ld, now)...)
 		}
 	})
 	if err == nil && l.s.opts.OnLogs != nil {
@@ -187,7 +187,10 @@ func (l *logsServer) Export(_ context.Context, req plogotlp.ExportRequest) (plog
 	return plogotlp.NewExportResponse(), err
 }
 
-func appendLogs(out []LogRecord, ld plog.Logs, now time.Time) []LogRecord {
+// LogRecords flattens the records of ld, received at now, with their
+// resources (for an OnLogs that keeps them its own way).
+func LogRecords(ld plog.Logs, now time.Time) []LogRecord {
+	out := make([]LogRecord, 0, ld.LogRecordCount())
 	for i := 0; i < ld.ResourceLogs().Len(); i++ {
 		rl := ld.ResourceLogs().At(i)
 		res := rl.Resource().Attributes().AsRaw()

@@ -94,17 +94,8 @@ func newServer(maxLogs int, out io.Writer) *server {
 
 func (s *server) addLogs(ld plog.Logs, received time.Time) {
 	var batch []sinkapi.Log
-	for i := 0; i < ld.ResourceLogs().Len(); i++ {
-		rl := ld.ResourceLogs().At(i)
-		res := rl.Resource().Attributes().AsRaw()
-		for j := 0; j < rl.ScopeLogs().Len(); j++ {
-			recs := rl.ScopeLogs().At(j).LogRecords()
-			for k := 0; k < recs.Len(); k++ {
-				r := recs.At(k)
-				batch = append(batch, sinkapi.Log{Resource: res, Attributes: r.Attributes().AsRaw(),
-					Body: r.Body().AsString(), Time: r.Timestamp().AsTime(), Received: received})
-			}
-		}
+	for _, r := range otlpsink.LogRecords(ld, received) {
+		batch = append(batch, sinkapi.Log{Resource: r.Resource, Attributes: r.Attributes, Body: r.Body, Time: r.Timestamp, Received: r.Received})
 	}
 	s.mu.Lock()
 	for _, l := range batch {
