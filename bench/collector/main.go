@@ -37,6 +37,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
 )
 
@@ -210,7 +211,7 @@ func newPod(onLogs func(plog.Logs, time.Time)) (*pod, error) {
 }
 
 func (p *pod) loadSummary() ([]byte, error) {
-	root, err := collectortest.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -510,15 +511,6 @@ func teeBinary() (string, error) {
 	if p := os.Getenv("FARGATE_OTEL_TEE_BIN"); p != "" {
 		return p, nil
 	}
-	root, err := collectortest.RepoRoot()
-	if err != nil {
-		return "", err
-	}
 	out := filepath.Join(os.TempDir(), "bench-fargate-otel-tee")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/fargate-otel-tee")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build fargate-otel-tee: %w\n%s", err, b)
-	}
-	return out, nil
+	return out, gobuild.Build(context.Background(), "./cmd/fargate-otel-tee", out)
 }

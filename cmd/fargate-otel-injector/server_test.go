@@ -32,31 +32,16 @@ import (
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint/registrytest"
 	"github.com/fargate-otel/fargate-otel/injector/webhook"
 	"github.com/fargate-otel/fargate-otel/injector/webhook/webhooktest"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // The server test runs a real kube-apiserver, which lives in a network
 // namespace of the test's own.
 func TestMain(m *testing.M) { os.Exit(cluster.RunInNetNS(m)) }
 
-// envBinary is where the Makefile puts the built server; without it the
-// test builds one.
-const envBinary = "FARGATE_OTEL_INJECTOR_BIN"
-
+// injectorBinary is the server the Makefile built, else one built now.
 func injectorBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(envBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s=%s: %v (run `make build` or unset it to let the test build the binary)", envBinary, p, err)
-		}
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "fargate-otel-injector")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the injector: %v\n%s", err, b)
-	}
-	return out
+	return gobuild.Binary(t, "FARGATE_OTEL_INJECTOR_BIN", "./cmd/fargate-otel-injector")
 }
 
 // TestServerInCluster runs the binary against a real API server that calls

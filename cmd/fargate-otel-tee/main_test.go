@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/tee/crifile"
 )
 
@@ -42,14 +43,8 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	wrapperBin = filepath.Join(dir, "fargate-otel-tee")
-	goBin := os.Getenv("GO")
-	if goBin == "" {
-		goBin = "go"
-	}
-	build := exec.Command(goBin, "build", "-trimpath", "-o", wrapperBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fargate-otel-tee: %v\n%s", err, out)
+	if err := gobuild.Build(context.Background(), "./cmd/fargate-otel-tee", wrapperBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	// Helpers run as another user in some tests: they need to reach the test binary.

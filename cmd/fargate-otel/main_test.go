@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -35,9 +37,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		cli = filepath.Join(dir, "fargate-otel")
-		build := exec.Command("go", "build", "-o", cli, ".")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
+		if err := gobuild.Build(context.Background(), "./cmd/fargate-otel", cli); err != nil {
 			fmt.Fprintln(os.Stderr, "build fargate-otel:", err)
 			os.Exit(1)
 		}

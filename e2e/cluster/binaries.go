@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // Binaries are the programs a cluster runs. The Kubernetes ones come from
@@ -35,8 +36,6 @@ const (
 	envK8sBinDir = "E2E_K8S_BIN_DIR"
 	envEtcd      = "E2E_ETCD"
 )
-
-const rootModulePath = "github.com/fargate-otel/fargate-otel"
 
 var (
 	findOnce sync.Once
@@ -107,7 +106,7 @@ func buildK8sBins() (string, error) {
 // packages running in parallel build once), then `make -s ask`, which prints
 // the path of what was built.
 func makeAndAsk(target, ask, envName string) (string, error) {
-	root, err := RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("%s is unset and the repository root is unknown: %w; run `make %s`", envName, err, target)
 	}
@@ -138,24 +137,4 @@ func makeAndAsk(target, ask, envName string) (string, error) {
 		return "", fmt.Errorf("make %s: %w", ask, err)
 	}
 	return strings.TrimSpace(out.String()), nil
-}
-
-// RepoRoot is the root of the fargate-otel repository: the nearest directory
-// above the working directory whose go.mod declares the root module.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(data), "module "+rootModulePath+"\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of module " + rootModulePath + " above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 func (c *Cluster) startContainerd(bins Binaries, detached bool) error {
@@ -69,7 +70,7 @@ func (c *Cluster) importBootImages(ctx context.Context, coredns string) error {
 		return err
 	}
 	pause := filepath.Join(c.state.Dir, "images", "pause")
-	if err := BuildGoBinary(ctx, "./e2e/images/pause", pause); err != nil {
+	if err := gobuild.Build(ctx, "./e2e/images/pause", pause); err != nil {
 		return err
 	}
 	// Non-root, as the upstream pause image (65535).
@@ -78,28 +79,6 @@ func (c *Cluster) importBootImages(ctx context.Context, coredns string) error {
 	}
 	if err := c.LoadImage(ctx, images.Spec{Ref: CoreDNSImage, Binary: coredns, Path: "/coredns"}); err != nil {
 		return fmt.Errorf("CoreDNS image: %w", err)
-	}
-	return nil
-}
-
-// BuildGoBinary builds a package of this repository (e.g. "./cmd/fargate-otel-tee")
-// into a static, stripped binary at out, as the Makefile's GO_BUILD does.
-func BuildGoBinary(ctx context.Context, pkg, out string) error {
-	root, err := RepoRoot()
-	if err != nil {
-		return err
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("build %s: the go command is not on PATH: %w", pkg, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
-	if output, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w: %s", pkg, err, output)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@
 //
 //	func TestPods(t *testing.T) {
 //		c := cluster.StartT(t, cluster.Options{})
-//		_ = cluster.BuildGoBinary(ctx, "./cmd/fargate-otel-tee", bin)
+//		_ = gobuild.Build(ctx, "./cmd/fargate-otel-tee", bin)
 //		_ = c.LoadImage(ctx, images.Spec{Ref: "localhost/x/tee:e2e", Binary: bin})
 //		// pods with image localhost/x/tee:e2e and imagePullPolicy: Never
 //		out, _ := c.Kubectl(ctx, "-n", "ns", "logs", "pod")

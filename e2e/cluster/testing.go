@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // envArtifacts is where the Makefile wants logs of failed runs.
@@ -80,7 +82,7 @@ func ArtifactsDir() string {
 	if d := os.Getenv(envArtifacts); d != "" {
 		return d
 	}
-	if root, err := RepoRoot(); err == nil {
+	if root, err := gobuild.RepoRoot(); err == nil {
 		return filepath.Join(root, "_artifacts", "e2e")
 	}
 	return filepath.Join(os.TempDir(), "fargate-otel-e2e-artifacts")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -575,15 +574,4 @@ func containerLog(ctx context.Context, e *env, ns, pod, container string) string
 		return err.Error()
 	}
 	return string(out)
-}
-
-func getenvFile(name string) string {
-	p := os.Getenv(name)
-	if p == "" {
-		return ""
-	}
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // Namespaces of the test.
@@ -78,9 +79,7 @@ func TestProduct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.cli, err = findCLI(ctx, t); err != nil {
-		t.Fatal(err)
-	}
+	e.cli = gobuild.Binary(t, "FARGATE_OTEL_CLI", "./cmd/fargate-otel")
 	bins, err := scenario.BuildBinaries(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -362,12 +361,4 @@ func collectorConfig(p *corev1.Pod) string {
 		}
 	}
 	return ""
-}
-
-func findCLI(ctx context.Context, t *testing.T) (string, error) {
-	if p := getenvFile("FARGATE_OTEL_CLI"); p != "" {
-		return p, nil
-	}
-	out := filepath.Join(t.TempDir(), "fargate-otel")
-	return out, cluster.BuildGoBinary(ctx, "./cmd/fargate-otel", out)
 }

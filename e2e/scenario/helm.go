@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // Release and namespace the scenario installs the chart as, as the README
@@ -54,7 +54,7 @@ func FindHelm() (string, error) {
 // Install runs `helm upgrade --install` of the chart with values, and waits
 // (helm --wait) for its Deployments.
 func (h Helm) Install(ctx context.Context, values map[string]any, timeout time.Duration) error {
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (h Helm) Uninstall(ctx context.Context) error {
 
 // Template renders the chart with values (for the logs of a failed run).
 func (h Helm) Template(ctx context.Context, values map[string]any) (string, error) {
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		return "", err
 	}

@@ -7,8 +7,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // Images of the scenario itself (the product's come from `make images`).
@@ -45,7 +45,7 @@ func BuildBinaries(ctx context.Context, dir string) (Binaries, error) {
 		"./e2e/images/otlpsink": b.Sink,
 		"./e2e/images/registry": b.Registry,
 	} {
-		if err := cluster.BuildGoBinary(ctx, pkg, out); err != nil {
+		if err := gobuild.Build(ctx, pkg, out); err != nil {
 			return b, err
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // ProductImages are the project's images as `make images` built them.
@@ -42,7 +42,7 @@ var productBinaries = []string{"fargate-otel-tee", "fargate-otel-collector", "fa
 func FindProductImages() (ProductImages, error) {
 	dir := os.Getenv(envImages)
 	if dir == "" {
-		root, err := cluster.RepoRoot()
+		root, err := gobuild.RepoRoot()
 		if err != nil {
 			return ProductImages{}, err
 		}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 var update = flag.Bool("update", false, "rewrite e2e/testdata/stats-summary.json with the body this run reads")
@@ -48,7 +49,7 @@ func TestSmoke(t *testing.T) {
 	t.Logf("cluster up in %v", time.Since(t0).Round(100*time.Millisecond))
 
 	probe := filepath.Join(t.TempDir(), "probe")
-	if err := cluster.BuildGoBinary(ctx, "./e2e/images/probe", probe); err != nil {
+	if err := gobuild.Build(ctx, "./e2e/images/probe", probe); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.LoadImage(ctx, images.Spec{Ref: probeImage, Binary: probe, Path: "/probe"}); err != nil {

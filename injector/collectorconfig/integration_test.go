@@ -12,21 +12,19 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
 )
 
@@ -69,7 +67,7 @@ type summary struct {
 // the e2e tests (e2e/testdata/stats-summary.json).
 func statsSummary(t *testing.T) ([]byte, pod, int) {
 	t.Helper()
-	root, err := collectortest.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +86,6 @@ func statsSummary(t *testing.T) ([]byte, pod, int) {
 	p := s.Pods[0].PodRef
 	return body, pod{node: s.Node.NodeName, namespace: p.Namespace, name: p.Name, uid: p.UID}, len(s.Pods)
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // fixture is one pod: its logs volume, a fake kubelet behind a fake API
 // server path, the sink, and the rendered collector config.
@@ -205,42 +201,10 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-var (
-	teeOnce sync.Once
-	teePath string
-	teeErr  error
-)
-
 // teeBinary is $FARGATE_OTEL_TEE_BIN, else fargate-otel-tee built from this
-// repository once per test process.
+// repository.
 func teeBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(teeBinEnv); p != "" && fileExists(p) {
-		return p
-	}
-	teeOnce.Do(func() {
-		root, err := collectortest.RepoRoot()
-		if err != nil {
-			teeErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "fargate-otel-tee-")
-		if err != nil {
-			teeErr = err
-			return
-		}
-		teePath = filepath.Join(dir, "fargate-otel-tee")
-		cmd := exec.Command("go", "build", "-o", teePath, "./cmd/fargate-otel-tee")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			teeErr = fmt.Errorf("go build ./cmd/fargate-otel-tee: %w\n%s", err, out)
-		}
-	})
-	if teeErr != nil {
-		t.Fatal(teeErr)
-	}
-	return teePath
+	return gobuild.Binary(t, teeBinEnv, "./cmd/fargate-otel-tee")
 }
 
 // criLine is one line of a log file the wrapper wrote.

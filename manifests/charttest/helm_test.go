@@ -17,7 +17,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // The chart as the README installs it.
@@ -49,7 +49,7 @@ func helm(t testing.TB) string {
 			helmBin = p
 			return
 		}
-		root, err := cluster.RepoRoot()
+		root, err := gobuild.RepoRoot()
 		if err != nil {
 			helmErr = err
 			return
@@ -69,7 +69,7 @@ func helm(t testing.TB) string {
 
 func chartDir(t testing.TB) string {
 	t.Helper()
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
 
@@ -29,7 +29,7 @@ var rbacFiles = map[string]string{
 // nodeproxy/rbac/*.yaml (generated from Go by that package's golden test),
 // in the modes that need it and in no other, so that the two cannot drift.
 func TestRBACEqualsNodeproxyFiles(t *testing.T) {
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

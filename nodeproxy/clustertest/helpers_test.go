@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/nodeproxy"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
@@ -222,19 +223,7 @@ func (k *kubelet) seen() []string {
 // proxyBinary is the real fargate-otel-nodeproxy: from the Makefile
 // ($FARGATE_OTEL_NODEPROXY_BIN), else built now.
 func proxyBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FARGATE_OTEL_NODEPROXY_BIN"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	out := filepath.Join(t.TempDir(), "fargate-otel-nodeproxy")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/fargate-otel/fargate-otel/cmd/fargate-otel-nodeproxy")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build fargate-otel-nodeproxy (or set FARGATE_OTEL_NODEPROXY_BIN, as `make test` does): %v\n%s", err, b)
-	}
-	return out
+	return gobuild.Binary(t, "FARGATE_OTEL_NODEPROXY_BIN", "./cmd/fargate-otel-nodeproxy")
 }
 
 func freePort(t *testing.T) int {
@@ -385,17 +374,5 @@ func clientNegotiator() runtime.NegotiatedSerializer {
 // cliBinary is the real fargate-otel CLI: from the Makefile
 // ($FARGATE_OTEL_CLI), else built now.
 func cliBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FARGATE_OTEL_CLI"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	out := filepath.Join(t.TempDir(), "fargate-otel")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/fargate-otel/fargate-otel/cmd/fargate-otel")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build fargate-otel (or set FARGATE_OTEL_CLI): %v\n%s", err, b)
-	}
-	return out
+	return gobuild.Binary(t, "FARGATE_OTEL_CLI", "./cmd/fargate-otel")
 }

@@ -29,7 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // Namespaces of the demo.
@@ -84,7 +84,7 @@ func usage() {
 
 // withCluster resolves which cluster the demo runs on and connects to it.
 func withCluster(o *options, f func(kubernetes.Interface) error) error {
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 const netnsName = "fargate-otel-local"
@@ -42,7 +43,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *dir == "" {
-		root, err := cluster.RepoRoot()
+		root, err := gobuild.RepoRoot()
 		if err != nil {
 			fatal(fmt.Errorf("%w (or give -dir)", err))
 		}

@@ -9,7 +9,6 @@
 package collectortest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,13 +21,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // BinaryEnvVar names the env var with the collector binary's path; the
 // Makefile sets it.
 const BinaryEnvVar = "FARGATE_OTEL_COLLECTOR_BIN"
-
-const rootModule = "module github.com/fargate-otel/fargate-otel\n"
 
 var (
 	buildOnce sync.Once
@@ -46,7 +45,7 @@ func BinaryPath() (string, error) {
 		}
 	}
 	buildOnce.Do(func() {
-		root, err := RepoRoot()
+		root, err := gobuild.RepoRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -69,26 +68,6 @@ func Binary(t testing.TB) string {
 		t.Fatalf("collector binary: %v", err)
 	}
 	return p
-}
-
-// RepoRoot is the folder of the root module's go.mod, found upwards from the
-// working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(b, []byte(rootModule)) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("repository root not found above the working directory (no go.mod of github.com/fargate-otel/fargate-otel)")
-		}
-		dir = parent
-	}
 }
 
 // ServiceAccountDir is where the kubelet mounts a pod's service account

@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
 // TestImagesWithoutDocker builds every image from stand-in binaries and
@@ -110,7 +110,7 @@ func imageFiles(t *testing.T, img v1.Image) map[string]string {
 // `make images`: a non-root, static base (scratch or distroless static),
 // the binary at /<binary>, run as the entrypoint.
 func TestDockerfiles(t *testing.T) {
-	root, err := cluster.RepoRoot()
+	root, err := gobuild.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
