@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +19,6 @@ import (
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/injector/webhook"
 )
 
 // runningInjector is the real binary serving the webhook of a control plane.
@@ -34,7 +31,6 @@ type runningInjector struct {
 // cluster's mutating webhook for opted-in namespaces, as the chart does.
 func startInjector(t *testing.T, cp *cluster.ControlPlane, config string) *runningInjector {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "certs")
 	if err := os.MkdirAll(certDir, 0o755); err != nil {
@@ -44,8 +40,7 @@ func startInjector(t *testing.T, cp *cluster.ControlPlane, config string) *runni
 	configFile := filepath.Join(dir, "config.yaml")
 	writeFile(t, configFile, []byte(config))
 	webhookPort, probePort := freePort(t), freePort(t)
-	logs := &syncBuffer{}
-	cmd := exec.Command(injectorBinary(t),
+	srv := startServer(t, nil,
 		"--kubeconfig="+cp.Kubeconfig,
 		"--config="+configFile,
 		"--cert-dir="+certDir,
@@ -56,45 +51,8 @@ func startInjector(t *testing.T, cp *cluster.ControlPlane, config string) *runni
 		"--nodeproxy-ca-file="+filepath.Join(dir, "no-such-ca.crt"),
 		"--disable-image-lookup",
 	)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if err := <-exited; err != nil {
-			t.Logf("injector stopped: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("injector logs:\n%s", logs.String())
-		}
-	})
-	waitFor(t, exited, "readyz", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) == 200 })
-
-	failIgnore := admissionregistrationv1.Ignore
-	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
-	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
-	timeout := int32(10)
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", webhookPort, webhook.Path)
-	mustCreate(t, func() error {
-		_, err := cp.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: "fargate-otel"},
-			Webhooks: []admissionregistrationv1.MutatingWebhook{{
-				Name:                    "pods.fargate-otel.io",
-				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cp.CA.CertPEM},
-				Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-				NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{annotations.Inject: annotations.Enabled}},
-				FailurePolicy:           &failIgnore,
-				SideEffects:             &sideEffects,
-				ReinvocationPolicy:      &ifNeeded,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: []string{"v1"},
-			}},
-		}, metav1.CreateOptions{})
-		return err
-	})
+	srv.waitFor(t, "readyz", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) == 200 })
+	registerWebhook(t, cp, webhookPort, nil)
 	w := &warningCollector{}
 	wcfg := rest.CopyConfig(cp.Config)
 	wcfg.WarningHandler = w

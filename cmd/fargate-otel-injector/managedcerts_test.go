@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -65,8 +64,7 @@ func TestManagedCerts(t *testing.T) {
 	dir := t.TempDir()
 	certDir, caFile := filepath.Join(dir, "webhook-certs"), filepath.Join(dir, "nodeproxy-ca", "ca.crt")
 	webhookPort, metricsPort, probePort := freePort(t), freePort(t), freePort(t)
-	logs := &syncBuffer{}
-	cmd := exec.Command(injectorBinary(t),
+	srv := startServer(t, []string{"POD_NAMESPACE=" + ns},
 		"--kubeconfig="+cp.Kubeconfig,
 		"--manage-certs",
 		"--cert-dir="+certDir,
@@ -82,26 +80,10 @@ func TestManagedCerts(t *testing.T) {
 		"--leader-elect", "--leader-election-namespace="+ns,
 		"--disable-image-lookup",
 	)
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+ns)
-	cmd.Stdout, cmd.Stderr = logs, logs
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if err := <-exited; err != nil {
-			t.Logf("injector stopped: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("injector logs:\n%s", logs.String())
-		}
-	})
 
 	probe := fmt.Sprintf("http://127.0.0.1:%d", probePort)
-	waitFor(t, exited, "readiness with a generated certificate", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
+	srv.waitFor(t, "readiness with a generated certificate", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
 	t.Logf("ready %s after start, with certificates it generated", time.Since(started).Round(time.Millisecond))
 
 	caBundle := func() []byte {
@@ -121,7 +103,7 @@ func TestManagedCerts(t *testing.T) {
 		return servedCert(webhookPort, pool, "fargate-otel-injector.fargate-otel.svc")
 	}
 	var first string
-	waitFor(t, exited, "a served certificate that the caBundle verifies", func() bool {
+	srv.waitFor(t, "a served certificate that the caBundle verifies", func() bool {
 		var err error
 		first, err = verifyServed()
 		return err == nil
@@ -138,7 +120,7 @@ func TestManagedCerts(t *testing.T) {
 			t.Errorf("nodeproxy Secret has no %s", k)
 		}
 	}
-	waitFor(t, exited, "the node proxy's CA file", func() bool {
+	srv.waitFor(t, "the node proxy's CA file", func() bool {
 		b, err := os.ReadFile(caFile)
 		return err == nil && len(b) > 0
 	})
@@ -159,7 +141,7 @@ func TestManagedCerts(t *testing.T) {
 
 	// Renewal: a 9s certificate is replaced when 3s are left; the server
 	// picks it up and the caBundle still verifies it.
-	waitFor(t, exited, "a renewed serving certificate", func() bool {
+	srv.waitFor(t, "a renewed serving certificate", func() bool {
 		serial, err := verifyServed()
 		return err == nil && serial != first
 	})

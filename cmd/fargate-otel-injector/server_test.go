@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/injector"
@@ -89,8 +90,7 @@ func TestServerInCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhookPort, metricsPort, probePort := freePort(t), freePort(t), freePort(t)
-	logs := &syncBuffer{}
-	cmd := exec.Command(injectorBinary(t),
+	srv := startServer(t, []string{"SSL_CERT_FILE=" + registryCA},
 		"--kubeconfig="+cp.Kubeconfig,
 		"--cert-dir="+certDir,
 		"--cert-watch-interval=500ms",
@@ -104,28 +104,9 @@ func TestServerInCluster(t *testing.T) {
 		"--disable-ecr",
 		"--log-level=debug",
 	)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+registryCA)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			if err := <-exited; err != nil {
-				t.Logf("injector killed: %v", err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("injector logs:\n%s", logs.String())
-		}
-	})
 
 	probe := fmt.Sprintf("http://127.0.0.1:%d", probePort)
-	waitFor(t, exited, "healthz", func() bool { return httpStatus(probe+"/healthz") == http.StatusOK })
+	srv.waitFor(t, "healthz", func() bool { return httpStatus(probe+"/healthz") == http.StatusOK })
 	if code := httpStatus(probe + "/readyz"); code == http.StatusOK {
 		t.Fatal("ready without a certificate")
 	}
@@ -133,32 +114,10 @@ func TestServerInCluster(t *testing.T) {
 	// The certificate appears: ready.
 	first := issue(t, cp)
 	writeCert(t, certDir, first)
-	waitFor(t, exited, "readyz", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
+	srv.waitFor(t, "readyz", func() bool { return httpStatus(probe+"/readyz") == http.StatusOK })
 
 	// The API server calls the webhook.
-	failIgnore := admissionregistrationv1.Ignore
-	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
-	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
-	timeout := int32(10)
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", webhookPort, webhook.Path)
-	mustCreate(t, func() error {
-		_, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: "fargate-otel"},
-			Webhooks: []admissionregistrationv1.MutatingWebhook{{
-				Name:                    "pods.fargate-otel.io",
-				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cp.CA.CertPEM},
-				Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-				NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{annotations.Inject: annotations.Enabled}},
-				ObjectSelector:          &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: annotations.Inject, Operator: metav1.LabelSelectorOpNotIn, Values: []string{annotations.Disabled}}}},
-				FailurePolicy:           &failIgnore,
-				SideEffects:             &sideEffects,
-				ReinvocationPolicy:      &ifNeeded,
-				TimeoutSeconds:          &timeout,
-				AdmissionReviewVersions: []string{"v1"},
-			}},
-		}, metav1.CreateOptions{})
-		return err
-	})
+	registerWebhook(t, cp, webhookPort, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: annotations.Inject, Operator: metav1.LabelSelectorOpNotIn, Values: []string{annotations.Disabled}}}})
 
 	warnings := &warningCollector{}
 	wcfg := rest.CopyConfig(cp.Config)
@@ -170,7 +129,7 @@ func TestServerInCluster(t *testing.T) {
 	pod.Annotations = map[string]string{annotations.Exporters: "team-exporters"}
 	// The webhook configuration takes a moment to reach the API server's admission chain.
 	var created *corev1.Pod
-	waitFor(t, exited, "an injected pod", func() bool {
+	srv.waitFor(t, "an injected pod", func() bool {
 		p := pod.DeepCopy()
 		p.Name = fmt.Sprintf("web-%d", time.Now().UnixNano())
 		got, err := client.CoreV1().Pods("apps").Create(ctx, p, metav1.CreateOptions{})
@@ -232,7 +191,7 @@ func TestServerInCluster(t *testing.T) {
 	if err != nil || !answer.Allowed || len(answer.Patch) != 0 || len(answer.Warnings) != 1 {
 		t.Fatalf("an undecodable pod: %+v, %v; want it admitted unchanged with a warning", answer, err)
 	}
-	waitFor(t, exited, "the fail-open Event", func() bool {
+	srv.waitFor(t, "the fail-open Event", func() bool {
 		evs, err := kube.EventsV1().Events("apps").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
@@ -263,7 +222,7 @@ func TestServerInCluster(t *testing.T) {
 	// The certificate rotates: the server presents the new one without a restart.
 	second := issue(t, cp)
 	writeCert(t, certDir, second)
-	waitFor(t, exited, "the rotated certificate", func() bool {
+	srv.waitFor(t, "the rotated certificate", func() bool {
 		serial, err := servedSerial(webhookPort, cp.CA.CertPEM)
 		return err == nil && serial == second.Cert.SerialNumber.String()
 	})
@@ -272,12 +231,12 @@ func TestServerInCluster(t *testing.T) {
 	}
 
 	// SIGTERM: a clean exit.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		stopped = true
+	case err := <-srv.exited:
+		srv.exited <- err
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
 		}
@@ -286,7 +245,7 @@ func TestServerInCluster(t *testing.T) {
 	}
 
 	// Structured logs: every line is a JSON object with a message.
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc := bufio.NewScanner(strings.NewReader(srv.logs.String()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	lines := 0
 	for sc.Scan() {
@@ -402,14 +361,71 @@ func httpBody(t *testing.T, url string) string {
 	return string(b)
 }
 
+// server is the injector binary running for one test.
+type server struct {
+	cmd    *exec.Cmd
+	exited chan error // Wait's result; whoever takes it puts it back
+	logs   *syncBuffer
+}
+
+// startServer runs the injector with args, and env added to the test's
+// environment. It is killed when the test ends, and its logs are printed
+// when the test failed.
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	srv := &server{cmd: exec.Command(injectorBinary(t), args...), exited: make(chan error, 1), logs: &syncBuffer{}}
+	srv.cmd.Env = append(os.Environ(), env...)
+	srv.cmd.Stdout, srv.cmd.Stderr = srv.logs, srv.logs
+	if err := srv.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { srv.exited <- srv.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.cmd.Process.Kill()
+		if err := <-srv.exited; err != nil {
+			t.Logf("injector stopped: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("injector logs:\n%s", srv.logs.String())
+		}
+	})
+	return srv
+}
+
+// registerWebhook makes the API server call the injector on 127.0.0.1:port
+// for pods created in opted-in namespaces (and matching objectSelector), as
+// the chart's webhook configuration does.
+func registerWebhook(t *testing.T, cp *cluster.ControlPlane, port int, objectSelector *metav1.LabelSelector) {
+	t.Helper()
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, webhook.Path)
+	mustCreate(t, func() error {
+		_, err := cp.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: "fargate-otel"},
+			Webhooks: []admissionregistrationv1.MutatingWebhook{{
+				Name:                    "pods.fargate-otel.io",
+				ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cp.CA.CertPEM},
+				Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+				NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{annotations.Inject: annotations.Enabled}},
+				ObjectSelector:          objectSelector,
+				FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+				ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+				TimeoutSeconds:          ptr.To[int32](10),
+				AdmissionReviewVersions: []string{"v1"},
+			}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+}
+
 // waitFor polls cond until it holds; it fails early when the server exits.
-func waitFor(t *testing.T, exited chan error, what string, cond func() bool) {
+func (srv *server) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
 		select {
-		case err := <-exited:
-			exited <- err
+		case err := <-srv.exited:
+			srv.exited <- err
 			t.Fatalf("the injector exited (%v) while waiting for %s", err, what)
 		default:
 		}
