@@ -5,10 +5,16 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
@@ -74,6 +80,20 @@ func StartT(t testing.TB, opts Options) *Cluster {
 		t.Fatalf("start cluster: %v", err)
 	}
 	return c
+}
+
+// ServeRegistryT serves an in-memory image registry (go-containerregistry's
+// pkg/registry) at RegistryHost, the node's address over plain HTTP, for the
+// rest of the test: containerd pulls RegistryHost/... images from it.
+func ServeRegistryT(t testing.TB) {
+	t.Helper()
+	l, err := net.Listen("tcp", RegistryHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
 
 // ArtifactsDir is where logs of failed runs go: $E2E_ARTIFACTS (set by the

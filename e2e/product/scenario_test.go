@@ -6,17 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,7 +108,7 @@ func TestProduct(t *testing.T) {
 	if err := c.ImportImage(ctx, sinkArchive); err != nil {
 		t.Fatal(err)
 	}
-	serveRegistry(t)
+	cluster.ServeRegistryT(t)
 	appImg, appRef, err := bins.AppImage(cluster.RegistryHost)
 	if err != nil {
 		t.Fatal(err)
@@ -206,19 +201,6 @@ func TestProduct(t *testing.T) {
 	step("done")
 }
 
-// serveRegistry serves a registry at cluster.RegistryHost (the node's
-// address, plain HTTP) for the rest of the test.
-func serveRegistry(t *testing.T) {
-	t.Helper()
-	l, err := net.Listen("tcp", cluster.RegistryHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-}
-
 // createWorkloads creates the namespaces and every workload of the test.
 func createWorkloads(ctx context.Context, t *testing.T, e *env) {
 	t.Helper()
@@ -282,33 +264,19 @@ func appPod(ctx context.Context, t *testing.T, e *env, ns, name string) *corev1.
 // waitRunning waits until the pod runs with every container running.
 func waitRunning(ctx context.Context, t *testing.T, e *env, ns, name string) *corev1.Pod {
 	t.Helper()
-	var pod *corev1.Pod
-	if err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
-		var err error
-		if pod, err = e.c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return err
-		}
-		return scenario.PodRunning(pod)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return pod
+	return waitPod(ctx, t, e, ns, name, scenario.PodRunning)
 }
 
 // waitSucceeded waits until the pod has run to completion.
 func waitSucceeded(ctx context.Context, t *testing.T, e *env, ns, name string) *corev1.Pod {
 	t.Helper()
-	var pod *corev1.Pod
-	if err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
-		var err error
-		if pod, err = e.c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return err
-		}
-		if pod.Status.Phase != corev1.PodSucceeded {
-			return fmt.Errorf("not Succeeded: %s", scenario.DescribePod(pod))
-		}
-		return nil
-	}); err != nil {
+	return waitPod(ctx, t, e, ns, name, scenario.PodSucceeded)
+}
+
+func waitPod(ctx context.Context, t *testing.T, e *env, ns, name string, ready func(*corev1.Pod) error) *corev1.Pod {
+	t.Helper()
+	pod, err := scenario.WaitPod(ctx, e.c.Client, ns, name, 2*time.Minute, ready)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return pod

@@ -197,6 +197,28 @@ func PodRunning(p *corev1.Pod) error {
 	return nil
 }
 
+// PodSucceeded is nil when the pod has run to completion.
+func PodSucceeded(p *corev1.Pod) error {
+	if p.Status.Phase != corev1.PodSucceeded {
+		return fmt.Errorf("not Succeeded: %s", DescribePod(p))
+	}
+	return nil
+}
+
+// WaitPod polls the pod until ready (PodRunning, PodSucceeded) is nil, and
+// returns it as it was then.
+func WaitPod(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, ready func(*corev1.Pod) error) (*corev1.Pod, error) {
+	var pod *corev1.Pod
+	err := Poll(ctx, timeout, func(ctx context.Context) error {
+		var err error
+		if pod, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		return ready(pod)
+	})
+	return pod, err
+}
+
 func isSidecar(p *corev1.Pod, name string) bool {
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == name {

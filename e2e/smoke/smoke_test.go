@@ -10,10 +10,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,10 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 )
 
@@ -146,7 +141,7 @@ func statsSummary(ctx context.Context, t *testing.T, c *cluster.Cluster) []byte 
 	t.Helper()
 	path := "/api/v1/nodes/" + c.NodeName + "/proxy/stats/summary"
 	var body []byte
-	err := poll(ctx, 90*time.Second, func() error {
+	err := scenario.Poll(ctx, 90*time.Second, func(ctx context.Context) error {
 		var err error
 		body, err = c.Client.CoreV1().RESTClient().Get().AbsPath(path).DoRaw(ctx)
 		if err != nil {
@@ -231,13 +226,7 @@ func TestRecordedSummary(t *testing.T) {
 // rest of the test and pushes the probe image to it.
 func serveRegistry(ctx context.Context, t *testing.T, probe string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", cluster.RegistryHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	cluster.ServeRegistryT(t)
 	ref := cluster.RegistryHost + "/fargate-otel-e2e/probe:pushed"
 	img, err := images.Build(images.Spec{Binary: probe, Path: "/probe"})
 	if err != nil {
@@ -307,23 +296,7 @@ func sidecarPod() *corev1.Pod {
 
 func waitRunning(ctx context.Context, t *testing.T, c *cluster.Cluster, name string) *corev1.Pod {
 	t.Helper()
-	var pod *corev1.Pod
-	err := poll(ctx, 2*time.Minute, func() error {
-		var err error
-		pod, err = c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if pod.Status.Phase != corev1.PodRunning {
-			return fmt.Errorf("pod %s is %s: %+v", name, pod.Status.Phase, pod.Status.ContainerStatuses)
-		}
-		for _, cs := range append(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses...) {
-			if cs.State.Running == nil {
-				return fmt.Errorf("pod %s: container %s not running: %+v", name, cs.Name, cs.State)
-			}
-		}
-		return nil
-	})
+	pod, err := scenario.WaitPod(ctx, c.Client, ns, name, 2*time.Minute, scenario.PodRunning)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +311,7 @@ func waitLog(ctx context.Context, t *testing.T, c *cluster.Cluster, pod, contain
 		args = append(args, "-c", container)
 	}
 	var out []byte
-	err := poll(ctx, 90*time.Second, func() error {
+	err := scenario.Poll(ctx, 90*time.Second, func(ctx context.Context) error {
 		var err error
 		if out, err = c.Kubectl(ctx, args...); err != nil {
 			return err
@@ -352,22 +325,6 @@ func waitLog(ctx context.Context, t *testing.T, c *cluster.Cluster, pod, contain
 	})
 	if err != nil {
 		t.Fatalf("kubectl logs %s: %v\n%s", pod, err, out)
-	}
-}
-
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, err)
-		case <-time.After(250 * time.Millisecond):
-		}
 	}
 }
 
