@@ -82,6 +82,19 @@ func StartT(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// StartFakeKubeletT starts a fake kubelet for a test (see StartFakeKubelet):
+// it fails the test when the node cannot be registered and closes it when
+// the test ends.
+func (cp *ControlPlane) StartFakeKubeletT(t testing.TB, name string, handler http.Handler) *FakeKubelet {
+	t.Helper()
+	fk, err := cp.StartFakeKubelet(context.Background(), name, handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fk.Close(context.Background()) })
+	return fk
+}
+
 // ServeRegistryT serves an in-memory image registry (go-containerregistry's
 // pkg/registry) at RegistryHost, the node's address over plain HTTP, for the
 // rest of the test: containerd pulls RegistryHost/... images from it.

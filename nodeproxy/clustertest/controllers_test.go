@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +201,7 @@ func TestCAPublisher(t *testing.T) {
 	})
 	t.Run("no workload service account holds nodes/proxy", func(t *testing.T) {
 		createServiceAccount(t, c, "custom", "app")
-		checkNoWorkloadHoldsNodesProxyExcept(t, cp, nil)
+		checkNodesProxyHolders(t, cp)
 	})
 }
 
@@ -216,11 +215,7 @@ func TestDirectMode(t *testing.T) {
 	defer cancel()
 	c := cp.Client
 	k := &kubelet{node: "node-a"}
-	fk, err := cp.StartFakeKubelet(ctx, "node-a", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fk.Close(context.Background()) })
+	cp.StartFakeKubeletT(t, "node-a", k)
 
 	createNamespace(t, c, "shop", map[string]string{optIn: "enabled"})
 	createNamespace(t, c, "elsewhere", nil)
@@ -238,24 +233,9 @@ func TestDirectMode(t *testing.T) {
 
 	startManager(t, installInjectorRBAC(t, cp, true), controllers.Config{Mode: controllers.ModeDirect})
 
-	granted := func(ns, sa string) bool {
-		return can(t, c, saUser(ns, sa), "get", "", "nodes", "proxy", "node-a", "")
-	}
-	poll(t, time.Minute, "shop/app granted", func() error {
-		if !granted("shop", "app") {
-			return fmt.Errorf("shop/app may not get nodes/proxy yet")
-		}
-		return nil
-	})
-	crb, err := c.RbacV1().ClusterRoleBindings().Get(ctx, rbac.DirectBinding, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "shop", Name: "app"}}; !slices.Equal(crb.Subjects, want) {
-		t.Fatalf("binding subjects %v, want %v", crb.Subjects, want)
-	}
+	waitDirectGrant(t, c, "shop", "app")
 	for _, sa := range [][2]string{{"shop", "proxied"}, {"shop", "plain"}, {"elsewhere", "app"}} {
-		if granted(sa[0], sa[1]) {
+		if mayGetNodesProxy(t, c, sa[0], sa[1]) {
 			t.Errorf("%s/%s may get nodes/proxy", sa[0], sa[1])
 		}
 	}
@@ -276,7 +256,7 @@ func TestDirectMode(t *testing.T) {
 		createServiceAccount(t, c, "shop", "batch")
 		createPod(t, c, "shop", "job", "batch", "node-a", status("direct"))
 		poll(t, 30*time.Second, "shop/batch granted", func() error {
-			if !granted("shop", "batch") {
+			if !mayGetNodesProxy(t, c, "shop", "batch") {
 				return fmt.Errorf("not yet")
 			}
 			return nil
@@ -292,7 +272,7 @@ func TestDirectMode(t *testing.T) {
 			}
 			return nil
 		})
-		if granted("shop", "app") {
+		if mayGetNodesProxy(t, c, "shop", "app") {
 			t.Fatal("shop/app still may get nodes/proxy")
 		}
 	})
@@ -313,24 +293,6 @@ func TestDirectMode(t *testing.T) {
 			}
 		}
 	})
-}
-
-// checkNoWorkloadHoldsNodesProxyExcept is checkNoWorkloadHoldsNodesProxy for
-// a cluster where allowed (namespace/name) may hold it.
-func checkNoWorkloadHoldsNodesProxyExcept(t *testing.T, cp *cluster.ControlPlane, allowed []string) {
-	t.Helper()
-	sas, err := cp.Client.CoreV1().ServiceAccounts("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sas.Items) < 2 {
-		t.Fatalf("only %d service accounts: the check would prove nothing", len(sas.Items))
-	}
-	for _, sa := range sas.Items {
-		if can(t, cp.Client, saUser(sa.Namespace, sa.Name), "get", "", "nodes", "proxy", "node-a", "") && !slices.Contains(allowed, sa.Namespace+"/"+sa.Name) {
-			t.Errorf("service account %s/%s may get nodes/proxy", sa.Namespace, sa.Name)
-		}
-	}
 }
 
 func withDefaults(cfg *rest.Config) *rest.Config {

@@ -81,11 +81,7 @@ func TestDoctor(t *testing.T) {
 	cp := cluster.StartControlPlaneT(t, cluster.Options{})
 	ctx := context.Background()
 	c := cp.Client
-	fk, err := cp.StartFakeKubelet(ctx, "node-a", &kubelet{node: "node-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fk.Close(context.Background()) })
+	cp.StartFakeKubeletT(t, "node-a", &kubelet{node: "node-a"})
 
 	wh := installWebhook(t, cp)
 	proxy := installProxy(t, cp)
@@ -216,11 +212,7 @@ func TestDoctorDirectMode(t *testing.T) {
 	cp := cluster.StartControlPlaneT(t, cluster.Options{})
 	ctx := context.Background()
 	c := cp.Client
-	fk, err := cp.StartFakeKubelet(ctx, "node-a", &kubelet{node: "node-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fk.Close(context.Background()) })
+	cp.StartFakeKubeletT(t, "node-a", &kubelet{node: "node-a"})
 	wh := installWebhook(t, cp)
 	wh.handler.setMode(injector.KubeletStatsDirect)
 	createNamespace(t, c, "shop", map[string]string{optIn: "enabled"})

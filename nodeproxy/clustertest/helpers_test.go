@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -176,6 +178,50 @@ func groupsOf(user string) []string {
 }
 
 func saUser(ns, name string) string { return "system:serviceaccount:" + ns + ":" + name }
+
+// mayGetNodesProxy asks the API server whether service account ns/name may
+// read the kubelet of node-a through the API server.
+func mayGetNodesProxy(t *testing.T, c kubernetes.Interface, ns, name string) bool {
+	t.Helper()
+	return can(t, c, saUser(ns, name), "get", "", "nodes", "proxy", "node-a", "")
+}
+
+// checkNodesProxyHolders asks, for every service account in the cluster,
+// whether it may get nodes/proxy: exactly holders (namespace/name) may.
+func checkNodesProxyHolders(t *testing.T, cp *cluster.ControlPlane, holders ...string) {
+	t.Helper()
+	sas, err := cp.Client.CoreV1().ServiceAccounts("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sas.Items) < 2 {
+		t.Fatalf("only %d service accounts: the check would prove nothing", len(sas.Items))
+	}
+	for _, sa := range sas.Items {
+		if holds := mayGetNodesProxy(t, cp.Client, sa.Namespace, sa.Name); holds != slices.Contains(holders, sa.Namespace+"/"+sa.Name) {
+			t.Errorf("service account %s/%s: may get nodes/proxy = %v, want it only for %v", sa.Namespace, sa.Name, holds, holders)
+		}
+	}
+}
+
+// waitDirectGrant waits until service account ns/name may get nodes/proxy,
+// and checks that mode direct's binding names it and nothing else.
+func waitDirectGrant(t *testing.T, c kubernetes.Interface, ns, name string) {
+	t.Helper()
+	poll(t, time.Minute, ns+"/"+name+" granted", func() error {
+		if !mayGetNodesProxy(t, c, ns, name) {
+			return fmt.Errorf("%s/%s may not get nodes/proxy yet", ns, name)
+		}
+		return nil
+	})
+	crb, err := c.RbacV1().ClusterRoleBindings().Get(context.Background(), rbac.DirectBinding, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: name}}; !slices.Equal(crb.Subjects, want) {
+		t.Fatalf("binding subjects %v, want %v", crb.Subjects, want)
+	}
+}
 
 // kubelet is a fake kubelet's handler: it serves a summary and a pod list
 // for its node and records every path it was asked for.

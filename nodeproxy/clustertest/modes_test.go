@@ -1,21 +1,14 @@
 package clustertest
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
-
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
-	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
 
 // TestProxyAndDirectWithOneInjector: one injector whose default mode is
@@ -25,14 +18,9 @@ import (
 // accounts of pods injected in mode direct may read kubelets.
 func TestProxyAndDirectWithOneInjector(t *testing.T) {
 	cp := cluster.StartControlPlaneT(t, cluster.Options{})
-	ctx := context.Background()
 	c := cp.Client
 	k := &kubelet{node: "node-a"}
-	fk, err := cp.StartFakeKubelet(ctx, "node-a", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fk.Close(context.Background()) })
+	cp.StartFakeKubeletT(t, "node-a", k)
 
 	const mode = "fargate-otel.io/kubelet-stats"
 	createNamespace(t, c, "via-proxy", map[string]string{optIn: "enabled", mode: "proxy"})
@@ -58,22 +46,9 @@ func TestProxyAndDirectWithOneInjector(t *testing.T) {
 	for _, ns := range []string{"via-proxy", "via-direct"} {
 		poll(t, time.Minute, "CA published in "+ns, wantCA(t, cp, ns, ca.CertPEM))
 	}
-	granted := func(ns string) bool { return can(t, c, saUser(ns, "app"), "get", "", "nodes", "proxy", "node-a", "") }
-	poll(t, time.Minute, "via-direct/app granted", func() error {
-		if !granted("via-direct") {
-			return fmt.Errorf("via-direct/app may not get nodes/proxy yet")
-		}
-		return nil
-	})
-	crb, err := c.RbacV1().ClusterRoleBindings().Get(ctx, rbac.DirectBinding, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "via-direct", Name: "app"}}; !slices.Equal(crb.Subjects, want) {
-		t.Fatalf("binding subjects %v, want %v", crb.Subjects, want)
-	}
-	if granted("via-proxy") {
+	waitDirectGrant(t, c, "via-direct", "app")
+	if mayGetNodesProxy(t, c, "via-proxy", "app") {
 		t.Error("the service account of a pod in mode proxy may get nodes/proxy")
 	}
-	checkNoWorkloadHoldsNodesProxyExcept(t, cp, []string{"via-direct/app"})
+	checkNodesProxyHolders(t, cp, "via-direct/app")
 }

@@ -44,11 +44,7 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 	kubeletA := &kubelet{node: "node-a"}
 	kubeletB := &kubelet{node: "node-b"}
 	for _, k := range []*kubelet{kubeletA, kubeletB} {
-		fk, err := cp.StartFakeKubelet(ctx, k.node, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = fk.Close(context.Background()) })
+		cp.StartFakeKubeletT(t, k.node, k)
 	}
 	podA := createPod(t, c, "shop", "a", "app", "node-a", nil)
 	podB := createPod(t, c, "shop", "b", "app", "node-b", nil)
@@ -203,7 +199,7 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("no workload service account holds nodes/proxy", func(t *testing.T) {
-		checkNoWorkloadHoldsNodesProxy(t, cp)
+		checkNodesProxyHolders(t, cp, releaseNS+"/"+rbac.ProxyServiceAccount)
 	})
 }
 
@@ -266,25 +262,5 @@ func checkProxyRBAC(t *testing.T, cp *cluster.ControlPlane) {
 	}
 	if !slices.EqualFunc(role.Rules, rbac.ProxyRules(), func(a, b rbacv1.PolicyRule) bool { return a.String() == b.String() }) {
 		t.Errorf("ClusterRole in the cluster %v, want rbac.ProxyRules %v", role.Rules, rbac.ProxyRules())
-	}
-}
-
-// checkNoWorkloadHoldsNodesProxy asks, for every service account in the
-// cluster, whether it may get nodes/proxy: only the proxy may.
-func checkNoWorkloadHoldsNodesProxy(t *testing.T, cp *cluster.ControlPlane) {
-	t.Helper()
-	sas, err := cp.Client.CoreV1().ServiceAccounts("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sas.Items) < 2 {
-		t.Fatalf("only %d service accounts: the check would prove nothing", len(sas.Items))
-	}
-	for _, sa := range sas.Items {
-		holds := can(t, cp.Client, saUser(sa.Namespace, sa.Name), "get", "", "nodes", "proxy", "node-a", "")
-		isProxy := sa.Namespace == releaseNS && sa.Name == rbac.ProxyServiceAccount
-		if holds != isProxy {
-			t.Errorf("service account %s/%s: may get nodes/proxy = %v", sa.Namespace, sa.Name, holds)
-		}
 	}
 }
