@@ -87,21 +87,28 @@ func accounting(t *testing.T, file []byte, total int) (lost int, reasons []strin
 	return lost, reasons
 }
 
+// lineSender feeds numbered stdout lines ("line N") to s, flushing after
+// each, and counts them in *total.
+func lineSender(s *sink) (send func(n int), total *int) {
+	clk := newClock(nil)
+	ls := newLineSplitter(Stdout, CRI)
+	total = new(int)
+	send = func(n int) {
+		for i := 0; i < n; i++ {
+			ls.feed(clk.stamp(), []byte("line "+strconv.Itoa(*total)+"\n"), s)
+			*total++
+			s.flush()
+		}
+	}
+	return send, total
+}
+
 func TestSinkNeverWaitsForASlowDiskAndCountsWhatItDrops(t *testing.T) {
 	w := newGatedWriter()
 	s := newSink(CRI, w, slog.New(slog.NewTextHandler(io.Discard, nil)), MaxLineSize+256, 4)
 	s.stallAfter = 20 * time.Millisecond
 	s.maxWait = time.Minute // the hang must be seen in the write, not in the time waited
-	clk := newClock(nil)
-	ls := newLineSplitter(Stdout, CRI)
-	total := 0
-	send := func(n int) {
-		for i := 0; i < n; i++ {
-			ls.feed(clk.stamp(), []byte("line "+strconv.Itoa(total)+"\n"), s)
-			total++
-			s.flush()
-		}
-	}
+	send, total := lineSender(s)
 	send(10)
 	w.set(false, nil) // the disk hangs
 	<-w.entered
@@ -123,7 +130,7 @@ func TestSinkNeverWaitsForASlowDiskAndCountsWhatItDrops(t *testing.T) {
 	if !s.close(30 * time.Second) {
 		t.Fatal("the sink did not finish")
 	}
-	lost, reasons := accounting(t, w.buf.Bytes(), total)
+	lost, reasons := accounting(t, w.buf.Bytes(), *total)
 	if lost == 0 || int64(lost) != s.linesLost.Load() {
 		t.Fatalf("lost %d (counted %d), want some lost while the disk hung", lost, s.linesLost.Load())
 	}
@@ -135,16 +142,7 @@ func TestSinkNeverWaitsForASlowDiskAndCountsWhatItDrops(t *testing.T) {
 func TestSinkRetriesAFailingDiskAndReportsOnceItWorks(t *testing.T) {
 	w := newGatedWriter()
 	s := newSink(CRI, w, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, 0)
-	clk := newClock(nil)
-	ls := newLineSplitter(Stdout, CRI)
-	total := 0
-	send := func(n int) {
-		for i := 0; i < n; i++ {
-			ls.feed(clk.stamp(), []byte("line "+strconv.Itoa(total)+"\n"), s)
-			total++
-			s.flush()
-		}
-	}
+	send, total := lineSender(s)
 	send(5)
 	w.set(true, &errnoErr{syscall.ENOSPC})
 	deadline := time.Now().Add(30 * time.Second)
@@ -169,7 +167,7 @@ func TestSinkRetriesAFailingDiskAndReportsOnceItWorks(t *testing.T) {
 	if !s.close(30 * time.Second) {
 		t.Fatal("the sink did not finish")
 	}
-	lost, reasons := accounting(t, w.buf.Bytes(), total)
+	lost, reasons := accounting(t, w.buf.Bytes(), *total)
 	if lost == 0 || len(reasons) != 1 || !regexp.MustCompile(`no space left on device`).MatchString(reasons[0]) {
 		t.Fatalf("lost %d, reasons %q; want lines lost to ENOSPC, reported once", lost, reasons)
 	}

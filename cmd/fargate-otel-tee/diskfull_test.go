@@ -13,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/fargate-otel/fargate-otel/tee/crifile"
 )
 
 func mountTmpfs(t *testing.T, size string) string {
@@ -116,15 +114,7 @@ func TestDiskFullCostsFileLinesNeverPassthrough(t *testing.T) {
 	}
 
 	// Every line is in the file or counted as lost; the end is all there.
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	lines, err := crifile.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lines := readCRI(t, path)
 	written, lost, notices := 0, 0, 0
 	var inFile []string
 	for _, l := range lines {
