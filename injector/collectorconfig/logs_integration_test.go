@@ -193,14 +193,7 @@ func TestLogsExactlyOnceThroughRotationAndRestart(t *testing.T) {
 		return countBackups(t, a.logDir) >= backupsAtKill+2
 	})
 	collector = f.startCollector()
-	a.wait(t, 2*time.Minute)
-
-	files := readCRIFiles(t, a.logDir)
-	pollUntil(t, 60*time.Second, "every line at the sink", func() bool { return missingAtSink(f, files) == 0 })
-	// A clean stop drains the exporter's queue: a duplicate would show now.
-	if err := collector.Stop(30 * time.Second); err != nil {
-		t.Errorf("stop: %v", err)
-	}
+	files := finish(t, f, a, collector)
 	t.Logf("%d lines in %d files (%d backups), %d at the sink before the kill, %d after",
 		len(files), countBackups(t, a.logDir)+1, countBackups(t, a.logDir), atKill, f.sink.LogCount())
 
@@ -228,12 +221,7 @@ func TestLogsSurviveACrashUnderLoad(t *testing.T) {
 	pollUntil(t, 60*time.Second, "half of the lines at the sink", func() bool { return f.sink.LogCount() >= lines })
 	collector.Kill()
 	collector = f.startCollector()
-	a.wait(t, 2*time.Minute)
-	files := readCRIFiles(t, a.logDir)
-	pollUntil(t, 60*time.Second, "every line at the sink", func() bool { return missingAtSink(f, files) == 0 })
-	if err := collector.Stop(30 * time.Second); err != nil {
-		t.Errorf("stop: %v", err)
-	}
+	files := finish(t, f, a, collector)
 	seen := map[string]int{}
 	for _, r := range f.sink.Logs() {
 		seen[r.Attributes["log.iostream"].(string)+" "+r.Body]++
@@ -251,6 +239,20 @@ func TestLogsSurviveACrashUnderLoad(t *testing.T) {
 }
 
 // missingAtSink counts the lines of files that the sink has not received.
+// finish waits for the app to end and for every line of its files to reach
+// the sink, then stops the collector cleanly, which drains the exporter's
+// queue (a duplicate would show now), and returns the files' lines.
+func finish(t *testing.T, f *fixture, a *app, collector *collectortest.Process) []criLine {
+	t.Helper()
+	a.wait(t, 2*time.Minute)
+	files := readCRIFiles(t, a.logDir)
+	pollUntil(t, 60*time.Second, "every line at the sink", func() bool { return missingAtSink(f, files) == 0 })
+	if err := collector.Stop(30 * time.Second); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	return files
+}
+
 func missingAtSink(f *fixture, files []criLine) int {
 	got := map[string]bool{}
 	for _, r := range f.sink.Logs() {
