@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/injector/certs"
+	"github.com/fargate-otel/fargate-otel/internal/pki"
 )
 
 func TestMain(m *testing.M) { os.Exit(cluster.RunInNetNS(m)) }
@@ -129,15 +129,11 @@ func webhookConfig(ctx context.Context, t *testing.T, kube kubernetes.Interface)
 func verify(bundle, certPEM []byte, name string, at time.Time) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(bundle)
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		return os.ErrInvalid
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := pki.ParseCert(certPEM)
 	if err != nil {
 		return err
 	}
-	_, err = c.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	_, err = c.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	return err
 }
 
