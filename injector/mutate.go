@@ -42,7 +42,7 @@ func Mutate(pod *corev1.Pod, cfg Config, images Images) (res Result) {
 		}
 		return res
 	}
-	status, skip, msg := p.inject(out, images)
+	status, skip, msg := p.inject(out, &pod.Spec, images)
 	if skip != "" {
 		p.warnf("%s", msg)
 		return Result{Pod: pod.DeepCopy(), Skip: skip, Warnings: warnings(p.warnings)}
@@ -50,10 +50,10 @@ func Mutate(pod *corev1.Pod, cfg Config, images Images) (res Result) {
 	return Result{Pod: out, Injected: true, Warnings: warnings(p.warnings), Status: status}
 }
 
-// inject changes pod (a copy) according to the plan.
-func (p *plan) inject(pod *corev1.Pod, images Images) (*Status, SkipReason, string) {
+// inject changes pod (a copy) according to the plan. orig is the spec
+// before injection: the caller's, read only (no second copy).
+func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*Status, SkipReason, string) {
 	cfg := p.cfg
-	orig := pod.Spec.DeepCopy()
 	status := &Status{Version: StatusVersion, KubeletStats: string(cfg.KubeletStats.Mode)}
 	if !p.signals.Metrics {
 		status.KubeletStats = string(KubeletStatsOff)
@@ -107,7 +107,9 @@ func (p *plan) inject(pod *corev1.Pod, images Images) (*Status, SkipReason, stri
 		}
 	}
 
-	// 2. Volumes.
+	// 2. Volumes (room for the collector's token too: one copy of the
+	// user's volumes, not one per append).
+	pod.Spec.Volumes = slices.Grow(pod.Spec.Volumes, 4)
 	if len(wraps) > 0 {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, binVolume())
 	}
@@ -206,7 +208,7 @@ func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.Kubele
 	if limit.Value() > 0 {
 		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: goMemLimit(limit)})
 	}
-	c.Env = append(c.Env, corev1.EnvVar{Name: ConfigEnv, Value: string(rendered)})
+	c.Env = append(c.Env, corev1.EnvVar{Name: ConfigEnv, Value: rendered})
 	return nil
 }
 

@@ -1,34 +1,30 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // patchResponse answers with a JSON patch from the API server's bytes (raw)
 // to the mutated pod. Two ways, the first when it is safe:
 //
-//   - sections: each member of metadata and spec that Mutate changed is
-//     replaced whole ("add" on an object member replaces it), its value
-//     encoded straight from the typed pod. It is safe when raw holds exactly
-//     what our k8s.io/api encodes for every member replaced (nothing
-//     unknown to lose), and cheap: no generic JSON trees, no diff walk.
+//   - edits: the operations that say what Mutate did, found by walking the
+//     typed pods before and after side by side: an "add" for each new init
+//     container, volume, env var, mount or annotation, a replacement of
+//     each changed member (a container's command). Only what is new is
+//     encoded, and no user value is rewritten unless it changed, so that
+//     fields unknown to our k8s.io/api survive wherever they are.
 //   - exact: otherwise, see exactPatch.
 func patchResponse(raw []byte, original, mutated *corev1.Pod) (admission.Response, error) {
-	patch, ok, err := sectionPatch(raw, original, mutated)
+	patch, ok, err := editPatch(raw, original, mutated)
 	if err != nil {
 		return admission.Response{}, err
 	}
@@ -43,10 +39,11 @@ func patchResponse(raw []byte, original, mutated *corev1.Pod) (admission.Respons
 	return resp, nil
 }
 
-// sectionPatch returns the JSON patch replacing the changed members of
-// metadata and spec (nil when nothing changed), or ok=false when that would
-// lose something raw has.
-func sectionPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok bool, err error) {
+// editPatch returns the JSON patch of the edits from original to mutated
+// (nil when nothing changed), or ok=false when an edit cannot be made
+// without losing something raw has, or is not one this walk knows (a
+// removed element, a reordered list).
+func editPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok bool, err error) {
 	if !apiequality.Semantic.DeepEqual(original.TypeMeta, mutated.TypeMeta) ||
 		!apiequality.Semantic.DeepEqual(original.Status, mutated.Status) {
 		return nil, false, nil
@@ -55,405 +52,185 @@ func sectionPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok b
 	if !ok {
 		return nil, false, nil
 	}
-	metadata, okMeta := jsonMembers(top["metadata"])
-	spec, okSpec := jsonMembers(top["spec"])
+	rawMeta, _ := top.get("metadata")
+	rawSpec, _ := top.get("spec")
+	metadata, okMeta := jsonMembers(rawMeta)
+	spec, okSpec := jsonMembers(rawSpec)
 	if !okMeta || !okSpec {
 		return nil, false, nil // no such section, or one the splitter leaves to the exact diff
 	}
-	var buf bytes.Buffer
-	buf.Grow(4 * len(raw))
-	for _, sec := range []struct {
-		name          string
-		raw           map[string][]byte
-		members       []member
-		before, after reflect.Value
-	}{
-		{"metadata", metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()},
-		{"spec", spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem()},
-	} {
-		for _, m := range sec.members {
-			before, after := sec.before.Field(m.index), sec.after.Field(m.index)
-			if reflect.DeepEqual(before.Interface(), after.Interface()) {
-				continue // untouched: raw keeps it as it is, known or not
-			}
-			path := "/" + sec.name + "/" + escape(m.name)
-			r, inRaw := sec.raw[m.name]
-			if inRaw {
-				// Replace only what raw says exactly as our types say it.
-				was, err := m.encode(before)
-				if err != nil {
-					return nil, false, err
-				}
-				if !sameJSON(r, was) {
-					return nil, false, nil
-				}
-			}
-			now, err := m.encode(after)
-			if err != nil {
-				return nil, false, err
-			}
-			switch {
-			case now != nil:
-				writeOp(&buf, "add", path, now) // "add" replaces an existing member
-			case inRaw:
-				writeOp(&buf, "remove", path, nil)
-			}
-		}
+	w := newOpWriter()
+	defer w.free()
+	ok = w.object("/metadata", metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()) &&
+		w.object("/spec", spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem())
+	if w.err != nil {
+		return nil, false, fmt.Errorf("encode the patch: %w", w.err)
 	}
-	if buf.Len() == 0 {
-		return nil, true, nil
+	if !ok {
+		return nil, false, nil
 	}
-	buf.WriteByte(']')
-	return buf.Bytes(), true, nil
+	return w.patch(), true, nil
 }
 
-// jsonMembers splits a JSON object into its members' values, in one pass
-// and without decoding them. data is valid JSON (the pod decoded from it).
-// ok is false for anything but an object, and for what this splitter leaves
-// to a real decoder: keys with escapes or non-ASCII bytes, duplicate keys.
-func jsonMembers(data []byte) (map[string][]byte, bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return nil, false
-	}
-	members := map[string][]byte{}
-	i++
-	for {
-		i = skipSpace(data, i)
-		if i >= len(data) {
-			return nil, false
+// object writes the edits of a struct whose JSON in raw is split into
+// members. It returns false when one cannot be made.
+func (w *opWriter) object(path string, raw jsonObject, members []member, before, after reflect.Value) bool {
+	for _, m := range members {
+		b, a := before.Field(m.index), after.Field(m.index)
+		if same(b, a) {
+			continue // untouched: raw keeps it as it is, known or not
 		}
-		switch data[i] {
-		case '}':
-			return members, true
-		case ',':
-			i++
-			continue
-		case '"':
-		default:
-			return nil, false
-		}
-		end := bytes.IndexByte(data[i+1:], '"')
-		if end < 0 {
-			return nil, false
-		}
-		key := data[i+1 : i+1+end]
-		for _, c := range key {
-			if c == '\\' || c >= 0x80 { // escapes, and bytes a decoder may rewrite
-				return nil, false
+		r, inRaw := raw.get(m.name)
+		p := path + "/" + escape(m.name)
+		mark := w.mark()
+		switch {
+		case b.Kind() == reflect.Slice && m.key >= 0:
+			if w.list(p, m.key, r, inRaw, b, a) {
+				continue
+			}
+		case b.Kind() == reflect.Map && b.Type().Key().Kind() == reflect.String:
+			if w.dict(p, r, inRaw, b, a) {
+				continue
 			}
 		}
-		i = skipSpace(data, i+end+2)
-		if i >= len(data) || data[i] != ':' {
-			return nil, false
+		w.reset(mark)
+		if !w.member(p, m, r, inRaw, b, a) {
+			return false
 		}
-		start := skipSpace(data, i+1)
-		stop := skipValue(data, start)
-		if stop < 0 {
-			return nil, false
-		}
-		if _, dup := members[string(key)]; dup {
-			return nil, false
-		}
-		members[string(key)] = data[start:stop]
-		i = stop
 	}
+	return true
 }
 
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the JSON value starting at i, -1 if it has none.
-func skipValue(data []byte, i int) int {
-	depth := 0
-	for ; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '"':
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					i++
-				}
-			}
-			if i >= len(data) {
-				return -1
-			}
-			if depth == 0 {
-				return i + 1
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i // the end of the enclosing object ends a literal
-			}
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case ',', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i
-			}
+// member replaces a member whole ("add" replaces an existing member). raw
+// must hold exactly what our types encode for its value before, or
+// something unknown to them would be lost.
+func (w *opWriter) member(path string, m member, raw []byte, inRaw bool, before, after reflect.Value) bool {
+	if inRaw {
+		if m.omitted(before) {
+			return false // raw has what our types leave out
+		}
+		if !w.encodesAs(before, raw) {
+			return false
 		}
 	}
-	if depth == 0 {
-		return i
+	switch {
+	case !m.omitted(after):
+		w.op("add", path, after)
+	case inRaw:
+		w.op("remove", path, reflect.Value{})
 	}
-	return -1
+	return true
 }
 
-// sameJSON: equal bytes (what an API server of our version sends), else
-// equal values (another key order or spacing).
-func sameJSON(a, b []byte) bool {
-	if bytes.Equal(a, b) {
+// list writes the edits of a list whose elements are identified by a key
+// (name, mountPath): new elements added before the user's (init
+// containers) or after them (volumes, env vars, mounts), and the user's
+// elements, in their order, edited in place.
+func (w *opWriter) list(path string, key int, raw []byte, inRaw bool, before, after reflect.Value) bool {
+	nb, na := before.Len(), after.Len()
+	if nb == 0 {
+		w.addList(path, after, key) // nothing of the user's in it: the new list whole
 		return true
 	}
-	if a == nil || b == nil {
+	if !inRaw || na < nb {
 		return false
 	}
-	var av, bv any
-	if json.Unmarshal(a, &av) != nil || json.Unmarshal(b, &bv) != nil {
+	elems, ok := jsonElements(raw)
+	if !ok || len(elems) != nb {
 		return false
 	}
-	return reflect.DeepEqual(av, bv)
-}
-
-// member is one JSON member of a struct, as encoding/json writes it.
-type member struct {
-	index               int
-	name                string
-	omitEmpty, omitZero bool
-}
-
-var (
-	objectMetaMembers = structMembers(reflect.TypeFor[metav1.ObjectMeta]())
-	podSpecMembers    = structMembers(reflect.TypeFor[corev1.PodSpec]())
-)
-
-func structMembers(t reflect.Type) []member {
-	var ms []member
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if !f.IsExported() || tag == "-" {
-			continue
-		}
-		if f.Anonymous {
-			panic(fmt.Sprintf("%s.%s is embedded: member encoding does not handle it", t, f.Name))
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = f.Name
-		}
-		m := member{index: i, name: name}
-		for o := range strings.SplitSeq(opts, ",") {
-			m.omitEmpty = m.omitEmpty || o == "omitempty"
-			m.omitZero = m.omitZero || o == "omitzero"
-		}
-		ms = append(ms, m)
-	}
-	return ms
-}
-
-// encode is the member's JSON as encoding/json writes it in its struct, nil
-// when the member is left out (omitempty, omitzero).
-func (m member) encode(v reflect.Value) (json.RawMessage, error) {
-	if m.omitZero && isZero(v) || m.omitEmpty && isEmpty(v) {
-		return nil, nil
-	}
-	b, err := json.Marshal(v.Interface())
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", m.name, err)
-	}
-	return b, nil
-}
-
-func isZero(v reflect.Value) bool {
-	if z, ok := v.Interface().(interface{ IsZero() bool }); ok && (v.Kind() != reflect.Pointer || !v.IsNil()) {
-		return z.IsZero()
-	}
-	if v.CanAddr() {
-		if z, ok := v.Addr().Interface().(interface{ IsZero() bool }); ok {
-			return z.IsZero()
+	off := -1
+	for _, o := range []int{0, na - nb} {
+		if keysMatch(before, after, o, key) {
+			off = o
+			break
 		}
 	}
-	return v.IsZero()
-}
-
-func isEmpty(v reflect.Value) bool {
-	switch v.Kind() {
-	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
-		return v.Len() == 0
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
-		return v.IsZero()
+	if off < 0 {
+		return false // reordered, or elements removed: not an edit this walk makes
 	}
-	return false
-}
-
-func writeOp(buf *bytes.Buffer, op, path string, value json.RawMessage) {
-	if buf.Len() == 0 {
-		buf.WriteByte('[')
-	} else {
-		buf.WriteByte(',')
-	}
-	p, _ := json.Marshal(path)
-	fmt.Fprintf(buf, `{"op":%q,"path":%s`, op, p)
-	if value != nil {
-		buf.WriteString(`,"value":`)
-		buf.Write(value)
-	}
-	buf.WriteByte('}')
-}
-
-// exactPatch is the fine-grained patch: admission.PatchResponseFromRaw, with
-// two corrections. It diffs arrays index by index and diffs raw against our
-// re-encoding of the pod; both can produce "remove" operations that Mutate
-// never meant (it only adds): an element inserted before a user's init
-// container shifts it, and a field this k8s.io/api does not know (a newer
-// API server) is missing from our encoding. So when its patch removes
-// anything:
-//   - if raw has fields our encoding drops, the mutation is replayed onto raw
-//     itself (a strategic merge patch from the decoded pod to the mutated
-//     one, applied to raw), which keeps them;
-//   - the patch is computed with arrays matched by their elements' names
-//     (a changed list of containers, volumes or env vars is replaced as a
-//     whole), so that nothing shifts.
-func exactPatch(raw []byte, original, mutated *corev1.Pod) (admission.Response, error) {
-	mutatedJSON, err := json.Marshal(mutated)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encode the mutated pod: %w", err)
-	}
-	resp := admission.PatchResponseFromRaw(raw, mutatedJSON)
-	if !resp.Allowed {
-		return admission.Response{}, fmt.Errorf("compute the patch: %s", resp.Result.Message)
-	}
-	if !hasRemove(resp.Patches) {
-		return resp, nil
-	}
-
-	originalJSON, err := json.Marshal(original)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encode the pod: %w", err)
-	}
-	roundTrip, err := jsonpatch.CreatePatch(raw, originalJSON)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("diff the pod with its encoding: %w", err)
-	}
-	target := mutatedJSON
-	if hasRemove(roundTrip) {
-		smp, err := strategicpatch.CreateTwoWayMergePatch(originalJSON, mutatedJSON, corev1.Pod{})
-		if err != nil {
-			return admission.Response{}, fmt.Errorf("strategic merge patch of the mutation: %w", err)
-		}
-		if target, err = strategicpatch.StrategicMergePatch(raw, smp, corev1.Pod{}); err != nil {
-			return admission.Response{}, fmt.Errorf("replay the mutation onto the API server's pod: %w", err)
+	for k := range nb {
+		b, a := before.Index(k), after.Index(off+k)
+		if !same(b, a) && !w.element(path+"/"+strconv.Itoa(k), elems[k], b, a) {
+			return false
 		}
 	}
-	var a, b any
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return admission.Response{}, err
+	for j := range off {
+		w.addElement(path+"/"+strconv.Itoa(j), after.Index(j), key) // each lands before the user's
 	}
-	if err := json.Unmarshal(target, &b); err != nil {
-		return admission.Response{}, err
+	for j := off + nb; j < na; j++ {
+		w.addElement(path+"/-", after.Index(j), key)
 	}
-	var ops []jsonpatch.Operation
-	diffKeyed(a, b, "", &ops)
-	resp.Patches = ops
-	resp.PatchType = nil
-	if len(ops) > 0 {
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.PatchType = &pt
-	}
-	return resp, nil
+	return true
 }
 
-func hasRemove(ops []jsonpatch.Operation) bool {
-	for _, o := range ops {
-		if o.Operation == "remove" {
-			return true
+// keysMatch says whether the elements of before are those of after from
+// offset off on, by their keys.
+func keysMatch(before, after reflect.Value, off, key int) bool {
+	for k := range before.Len() {
+		if !before.Index(k).Field(key).Equal(after.Index(off + k).Field(key)) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
-// diffKeyed appends to ops the JSON patch from a to b. Objects are diffed
-// key by key; arrays element by element only when both have the same
-// length and their elements the same identity (name, mountPath, ...),
-// otherwise they are replaced whole.
-func diffKeyed(a, b any, path string, ops *[]jsonpatch.Operation) {
-	switch av := a.(type) {
-	case map[string]any:
-		bv, ok := b.(map[string]any)
-		if !ok {
-			*ops = append(*ops, jsonpatch.NewOperation("replace", path, b))
-			return
-		}
-		for _, k := range sortedKeys(av) {
-			if _, ok := bv[k]; !ok {
-				*ops = append(*ops, jsonpatch.NewOperation("remove", path+"/"+escape(k), nil))
+// element writes the edits of one element of a list: member by member, or
+// the element replaced whole when raw holds exactly what our types encode.
+func (w *opWriter) element(path string, raw []byte, before, after reflect.Value) bool {
+	if members, ok := membersOf(before.Type()); ok {
+		if fields, ok := jsonMembers(raw); ok {
+			mark := w.mark()
+			if w.object(path, fields, members, before, after) {
+				return true
 			}
-		}
-		for _, k := range sortedKeys(bv) {
-			p := path + "/" + escape(k)
-			if old, ok := av[k]; ok {
-				diffKeyed(old, bv[k], p, ops)
-			} else {
-				*ops = append(*ops, jsonpatch.NewOperation("add", p, bv[k]))
-			}
-		}
-	case []any:
-		bv, ok := b.([]any)
-		if !ok || len(av) != len(bv) {
-			*ops = append(*ops, jsonpatch.NewOperation("replace", path, b))
-			return
-		}
-		for i := range av {
-			if identity(av[i]) != identity(bv[i]) {
-				*ops = append(*ops, jsonpatch.NewOperation("replace", path, b))
-				return
-			}
-		}
-		for i := range av {
-			diffKeyed(av[i], bv[i], path+"/"+strconv.Itoa(i), ops)
-		}
-	default:
-		if !reflect.DeepEqual(a, b) {
-			*ops = append(*ops, jsonpatch.NewOperation("replace", path, b))
+			w.reset(mark)
 		}
 	}
+	if !w.encodesAs(before, raw) {
+		return false
+	}
+	w.op("replace", path, after)
+	return true
 }
 
-// identity is the merge key of a list element in the pod API (containers,
-// volumes, env: name; volumeMounts: mountPath; ...), "" for other values.
-func identity(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return ""
+// dict writes the edits of a map with string keys (annotations, labels):
+// an "add" for each key that is new or changed. A key removed is not an
+// edit this walk makes.
+func (w *opWriter) dict(path string, raw []byte, inRaw bool, before, after reflect.Value) bool {
+	if before.Len() == 0 {
+		w.op("add", path, after)
+		return true
 	}
-	for _, k := range []string{"name", "mountPath", "devicePath", "containerPort", "ip", "key"} {
-		if x, ok := m[k]; ok {
-			return fmt.Sprintf("%s=%v", k, x)
+	if !inRaw || !isJSON(raw, '{') {
+		return false
+	}
+	var keys []string
+	for it := after.MapRange(); it.Next(); {
+		if b := before.MapIndex(it.Key()); !b.IsValid() || !same(b, it.Value()) {
+			keys = append(keys, it.Key().String())
 		}
 	}
-	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	for it := before.MapRange(); it.Next(); {
+		if !after.MapIndex(it.Key()).IsValid() {
+			return false
+		}
 	}
-	slices.Sort(keys)
-	return keys
+	slices.Sort(keys) // one pod, one patch
+	for _, k := range keys {
+		w.op("add", path+"/"+escape(k), after.MapIndex(reflect.ValueOf(k).Convert(after.Type().Key())))
+	}
+	return true
 }
 
-// escape encodes a key for a JSON pointer (RFC 6901).
-func escape(k string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
+// encodesAs says whether raw is what our types encode for v.
+func (w *opWriter) encodesAs(v reflect.Value, raw []byte) bool {
+	enc, err := json.Marshal(jsonValue(v))
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return false
+	}
+	return sameJSON(raw, enc)
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -43,28 +44,31 @@ func TestPatchResponse(t *testing.T) {
 		p.Spec.InitContainers = []corev1.Container{{Name: "mesh", Image: "r.example.com/mesh:1", Command: []string{"/mesh"}, RestartPolicy: &always}}
 		return p
 	}
-	type unknown struct {
-		path  []string // object keys from the root; "container:NAME" picks a container by name
-		value any
-	}
 	cases := []struct {
 		name     string
 		pod      *corev1.Pod
 		unknowns []unknown
-		sections bool // the section patch is expected
+		edits    bool // the edit patch is expected (else the exact one)
+		rawEdit  func([]byte) []byte
 	}{
-		{name: "plain pod", pod: base(), sections: true},
-		{name: "native sidecar shifted by the injected init containers", pod: withSidecar(), sections: true},
-		{name: "unknown spec field, untouched member", pod: base(), sections: true,
+		{name: "plain pod", pod: base(), edits: true},
+		{name: "native sidecar shifted by the injected init containers", pod: withSidecar(), edits: true},
+		{name: "unknown spec field, untouched member", pod: base(), edits: true,
 			unknowns: []unknown{{path: []string{"spec", "fieldFromTheFuture"}, value: map[string]any{"on": true}}}},
-		{name: "unknown metadata field", pod: base(), sections: true,
+		{name: "unknown metadata field", pod: base(), edits: true,
 			unknowns: []unknown{{path: []string{"metadata", "futureMeta"}, value: "x"}}},
-		{name: "unknown field in a container that is rewritten", pod: base(), sections: false,
+		{name: "unknown field in a container that is rewritten", pod: base(), edits: true,
 			unknowns: []unknown{{path: []string{"spec", "containers", "container:app", "futureField"}, value: "kept"}}},
-		{name: "unknown field in a shifted init container", pod: withSidecar(), sections: false,
+		{name: "unknown field in a shifted init container", pod: withSidecar(), edits: true,
 			unknowns: []unknown{{path: []string{"spec", "initContainers", "container:mesh", "futureField"}, value: 42.0}}},
-		{name: "unknown top-level field", pod: base(), sections: true,
+		{name: "unknown top-level field", pod: base(), edits: true,
 			unknowns: []unknown{{path: []string{"futureTop"}, value: []any{"a"}}}},
+		{name: "annotations absent", pod: func() *corev1.Pod { p := base(); p.Annotations = nil; return p }(), edits: true},
+		{name: "escaped keys in a rewritten container: replaced whole", pod: base(), edits: true,
+			rawEdit: func(raw []byte) []byte { return bytes.Replace(raw, []byte(`"image":`), []byte(`"im\u0061ge":`), 1) }},
+		{name: "escaped keys and an unknown field in a rewritten container", pod: base(), edits: false,
+			unknowns: []unknown{{path: []string{"spec", "containers", "container:app", "futureField"}, value: "kept"}},
+			rawEdit:  func(raw []byte) []byte { return bytes.Replace(raw, []byte(`"image":`), []byte(`"im\u0061ge":`), 1) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,13 +84,20 @@ func TestPatchResponse(t *testing.T) {
 				set(t, doc, u.path, u.value)
 			}
 			raw := mustMarshal(t, doc)
+			if tc.rawEdit != nil {
+				edited := tc.rawEdit(raw)
+				if bytes.Equal(edited, raw) {
+					t.Fatal("rawEdit changed nothing")
+				}
+				raw = edited
+			}
 
-			_, ok, err := sectionPatch(raw, tc.pod, res.Pod)
+			_, ok, err := editPatch(raw, tc.pod, res.Pod)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok != tc.sections {
-				t.Errorf("section patch used: %v, want %v", ok, tc.sections)
+			if ok != tc.edits {
+				t.Errorf("edit patch used: %v, want %v", ok, tc.edits)
 			}
 			resp, err := patchResponse(raw, tc.pod, res.Pod)
 			if err != nil {
@@ -151,9 +162,9 @@ func TestMembersEncodeLikeTheirStruct(t *testing.T) {
 		rv := reflect.ValueOf(sec.v).Elem()
 		seen := 0
 		for _, m := range sec.members {
-			enc, err := m.encode(rv.Field(m.index))
-			if err != nil {
-				t.Fatal(err)
+			var enc []byte
+			if f := rv.Field(m.index); !m.omitted(f) {
+				enc = mustMarshal(t, jsonValue(f))
 			}
 			want, present := whole[m.name]
 			if present != (enc != nil) || (present && string(want) != string(enc)) {
@@ -167,6 +178,12 @@ func TestMembersEncodeLikeTheirStruct(t *testing.T) {
 			t.Errorf("members cover %d of %d encoded fields", seen, len(whole))
 		}
 	}
+}
+
+// unknown is a field our types do not know, put into the raw pod.
+type unknown struct {
+	path  []string // object keys from the root; "container:NAME" picks a container by name
+	value any
 }
 
 func mustMarshal(t *testing.T, v any) []byte {
@@ -314,8 +331,8 @@ func TestJSONMembers(t *testing.T) {
 			t.Errorf("%s: %d members, want %d", tc.in, len(got), len(tc.want))
 		}
 		for k, v := range tc.want {
-			if string(got[k]) != v {
-				t.Errorf("%s: member %s = %s, want %s", tc.in, k, got[k], v)
+			if g, _ := got.get(k); string(g) != v {
+				t.Errorf("%s: member %s = %s, want %s", tc.in, k, g, v)
 			}
 		}
 	}
@@ -342,8 +359,69 @@ func FuzzJSONMembers(f *testing.F) {
 			t.Fatalf("%d members, want %d", len(got), len(want))
 		}
 		for k, v := range want {
-			if !sameJSON(got[k], v) {
-				t.Fatalf("member %q: %s, want %s", k, got[k], v)
+			if g, _ := got.get(k); !sameJSON(g, v) {
+				t.Fatalf("member %q: %s, want %s", k, g, v)
+			}
+		}
+	})
+}
+
+func TestJSONElements(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // nil: not split
+	}{
+		{`[]`, []string{}},
+		{` [ ] `, []string{}},
+		{`[1, "a,]\"", {"b":[1,2]} ,[{}],null,true]`, []string{"1", `"a,]\""`, `{"b":[1,2]}`, "[{}]", "null", "true"}},
+		{`[-1.5e3]`, []string{"-1.5e3"}},
+		{`{"a":1}`, nil},
+		{`[1,]`, nil},
+		{`[,1]`, nil},
+		{`[1 2]`, nil},
+		{`[1`, nil},
+		{``, nil},
+	} {
+		got, ok := jsonElements([]byte(tc.in))
+		if (tc.want == nil) != !ok {
+			t.Errorf("%s: split %v", tc.in, ok)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %d elements, want %d", tc.in, len(got), len(tc.want))
+			continue
+		}
+		for i := range got {
+			if string(got[i]) != tc.want[i] {
+				t.Errorf("%s: element %d = %s, want %s", tc.in, i, got[i], tc.want[i])
+			}
+		}
+	}
+}
+
+// FuzzJSONElements: where the splitter splits, it agrees with a decoder.
+func FuzzJSONElements(f *testing.F) {
+	for _, s := range []string{`[]`, `[1,"a\"]",{"b":"]"},[[]]]`, `[{"name":"app","env":[{"name":"A"}]}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		got, ok := jsonElements(data)
+		if !ok {
+			return
+		}
+		var want []json.RawMessage
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("split what does not decode as an array: %v", err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d elements, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if !sameJSON(got[i], want[i]) {
+				t.Fatalf("element %d: %s, want %s", i, got[i], want[i])
 			}
 		}
 	})
