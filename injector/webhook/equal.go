@@ -5,12 +5,16 @@ import (
 	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// equal is reflect.DeepEqual for the API's types, without its cost: they
-// hold no cycles, so no set of visited pointers is kept (DeepEqual's set is
-// most of its allocations), and nothing is copied into interfaces. Like
-// DeepEqual, a nil slice or map is not equal to an empty one.
+// equal says whether two values of the API's types are the same, as
+// reflect.DeepEqual does but without its cost: they hold no cycles, so no
+// set of visited pointers is kept (DeepEqual's set is most of its
+// allocations), and nothing is copied into interfaces. Like DeepEqual, a
+// nil slice or map is not equal to an empty one. Unlike it, the quantities
+// of a ResourceList are compared by what they encode to (sameQuantity).
+// Whatever equal calls equal encodes to the same JSON.
 func equal(a, b reflect.Value) bool {
 	switch a.Kind() {
 	case reflect.Struct:
@@ -46,11 +50,11 @@ func equal(a, b reflect.Value) bool {
 			switch am := a.Interface().(type) {
 			case map[string]string: // labels, annotations, selectors
 				return maps.Equal(am, b.Interface().(map[string]string))
-			case corev1.ResourceList:
+			case corev1.ResourceList: // requests, limits
 				bm := b.Interface().(corev1.ResourceList)
 				for k, q := range am {
 					r, ok := bm[k]
-					if !ok || !equal(reflect.ValueOf(&q).Elem(), reflect.ValueOf(&r).Elem()) {
+					if !ok || !sameQuantity(q, r) {
 						return false
 					}
 				}
@@ -88,4 +92,12 @@ func equal(a, b reflect.Value) bool {
 		return a.Complex() == b.Complex()
 	}
 	return false // functions, channels, unsafe pointers: not in the API's types
+}
+
+// sameQuantity says whether two quantities encode alike: a quantity
+// encodes as its canonical form (value and format) or as the string it was
+// parsed from, which it keeps only when that string is the canonical form.
+// (Cmp may convert its operands: they are copies.)
+func sameQuantity(a, b resource.Quantity) bool {
+	return a.Format == b.Format && a.Cmp(b) == 0
 }

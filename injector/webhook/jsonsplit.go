@@ -32,11 +32,19 @@ func (o jsonObject) get(key string) ([]byte, bool) {
 // ok is false for anything but an object, and for what this splitter leaves
 // to a real decoder: keys with escapes or non-ASCII bytes, duplicate keys.
 func jsonMembers(data []byte) (jsonObject, bool) {
+	return appendMembers(nil, data)
+}
+
+// appendMembers is jsonMembers appending to dst, whose backing array the
+// patch reuses from one admission to the next; the members are
+// dst[len(dst):] of the result.
+func appendMembers(dst jsonObject, data []byte) (jsonObject, bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return nil, false
 	}
-	members := make(jsonObject, 0, 16)
+	first := len(dst)
+	members := dst
 	i++
 	for {
 		i = skipSpace(data, i)
@@ -72,7 +80,7 @@ func jsonMembers(data []byte) (jsonObject, bool) {
 		if stop < 0 {
 			return nil, false
 		}
-		if _, dup := members.get(string(key)); dup {
+		if _, dup := members[first:].get(string(key)); dup {
 			return nil, false
 		}
 		members = append(members, jsonMember{key, data[start:stop]})

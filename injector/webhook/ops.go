@@ -16,6 +16,8 @@ type opWriter struct {
 	enc *json.Encoder
 	n   int   // operations written
 	err error // the first encoding error
+	// members backs the objects split by members, reused like buf.
+	members jsonObject
 }
 
 var opWriters = sync.Pool{New: func() any {
@@ -26,7 +28,7 @@ var opWriters = sync.Pool{New: func() any {
 func newOpWriter() *opWriter {
 	w := opWriters.Get().(*opWriter)
 	w.buf.Reset()
-	w.n, w.err = 0, nil
+	w.n, w.err, w.members = 0, nil, w.members[:0]
 	return w
 }
 
@@ -46,6 +48,17 @@ func (w *opWriter) patch() []byte {
 	copy(out, w.buf.Bytes())
 	out[len(out)-1] = ']'
 	return out
+}
+
+// split is jsonMembers into w's reused storage.
+func (w *opWriter) split(data []byte) (jsonObject, bool) {
+	start := len(w.members)
+	all, ok := appendMembers(w.members, data)
+	if !ok {
+		return nil, false
+	}
+	w.members = all
+	return all[start:len(all):len(all)], true
 }
 
 type opMark struct{ len, n int }

@@ -9,7 +9,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -44,23 +43,23 @@ func patchResponse(raw []byte, original, mutated *corev1.Pod) (admission.Respons
 // without losing something raw has, or is not one this walk knows (a
 // removed element, a reordered list).
 func editPatch(raw []byte, original, mutated *corev1.Pod) (patch []byte, ok bool, err error) {
-	if !apiequality.Semantic.DeepEqual(original.TypeMeta, mutated.TypeMeta) ||
-		!apiequality.Semantic.DeepEqual(original.Status, mutated.Status) {
-		return nil, false, nil
+	if !equal(reflect.ValueOf(&original.TypeMeta).Elem(), reflect.ValueOf(&mutated.TypeMeta).Elem()) ||
+		!equal(reflect.ValueOf(&original.Status).Elem(), reflect.ValueOf(&mutated.Status).Elem()) {
+		return nil, false, nil // only metadata and spec are walked
 	}
-	top, ok := jsonMembers(raw)
+	w := newOpWriter()
+	defer w.free()
+	top, ok := w.split(raw)
 	if !ok {
 		return nil, false, nil
 	}
 	rawMeta, _ := top.get("metadata")
 	rawSpec, _ := top.get("spec")
-	metadata, okMeta := jsonMembers(rawMeta)
-	spec, okSpec := jsonMembers(rawSpec)
+	metadata, okMeta := w.split(rawMeta)
+	spec, okSpec := w.split(rawSpec)
 	if !okMeta || !okSpec {
 		return nil, false, nil // no such section, or one the splitter leaves to the exact diff
 	}
-	w := newOpWriter()
-	defer w.free()
 	ok = w.object("/metadata", metadata, objectMetaMembers, reflect.ValueOf(&original.ObjectMeta).Elem(), reflect.ValueOf(&mutated.ObjectMeta).Elem()) &&
 		w.object("/spec", spec, podSpecMembers, reflect.ValueOf(&original.Spec).Elem(), reflect.ValueOf(&mutated.Spec).Elem())
 	if w.err != nil {
@@ -179,7 +178,7 @@ func keysMatch(before, after reflect.Value, off, key int) bool {
 // the element replaced whole when raw holds exactly what our types encode.
 func (w *opWriter) element(path string, raw []byte, before, after reflect.Value) bool {
 	if members, ok := membersOf(before.Type()); ok {
-		if fields, ok := jsonMembers(raw); ok {
+		if fields, ok := w.split(raw); ok {
 			mark := w.mark()
 			if w.object(path, fields, members, before, after) {
 				return true
