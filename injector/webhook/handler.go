@@ -136,7 +136,6 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		return h.failOpen(req, nil, causeDecode, fmt.Errorf("the pod could not be decoded: %w", err))
 	}
 	namespace := cmp.Or(pod.Namespace, req.Namespace)
-	log := h.log.WithValues("uid", req.UID, "namespace", namespace, "pod", podName(pod))
 
 	cfg := h.cfg
 	if ref, ok := injector.ExportersConfigMap(pod); ok {
@@ -159,12 +158,16 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	if res.Skip == injector.SkipInternalError {
 		h.metrics.failedOpen(causeInternal)
 		h.event(req, pod, strings.Join(res.Warnings, "; "))
-		log.Info("not injected: internal error", "warnings", res.Warnings)
+		if log, ok := h.podLog(0, req, namespace, pod); ok {
+			log.Info("not injected: internal error", "warnings", res.Warnings)
+		}
 		return admission.Allowed("").WithWarnings(res.Warnings...)
 	}
 	if !res.Injected {
 		h.metrics.skipped(string(res.Skip))
-		log.V(1).Info("not injected", "reason", res.Skip, "warnings", res.Warnings)
+		if log, ok := h.podLog(1, req, namespace, pod); ok {
+			log.Info("not injected", "reason", res.Skip, "warnings", res.Warnings)
+		}
 		return admission.Allowed("").WithWarnings(res.Warnings...)
 	}
 
@@ -173,8 +176,20 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 		return h.failOpen(req, pod, causePatch, err)
 	}
 	h.metrics.injected()
-	log.V(1).Info("injected", "warnings", res.Warnings, "patches", len(resp.Patches))
+	if log, ok := h.podLog(1, req, namespace, pod); ok {
+		log.Info("injected", "warnings", res.Warnings, "patchBytes", len(resp.Patch), "patches", len(resp.Patches))
+	}
 	return resp.WithWarnings(res.Warnings...)
+}
+
+// podLog is the logger at level v with the pod's identity, built only when
+// that level is enabled (most admissions log nothing).
+func (h *Handler) podLog(v int, req admission.Request, namespace string, pod *corev1.Pod) (logr.Logger, bool) {
+	log := h.log.V(v)
+	if !log.Enabled() {
+		return log, false
+	}
+	return log.WithValues("uid", req.UID, "namespace", namespace, "pod", podName(pod)), true
 }
 
 // Fail-open causes (metric labels).
