@@ -8,8 +8,7 @@ import (
 )
 
 // The wrapper is copied into every pod: it must stay small, so it may use the
-// standard library and the project's tee and logrotate packages only
-// (lumberjack would be allowed, but is not needed).
+// standard library and the project's tee and logrotate packages only.
 func TestDependenciesAreStdlibOnly(t *testing.T) {
 	goBin := os.Getenv("GO")
 	if goBin == "" {
@@ -23,11 +22,10 @@ func TestDependenciesAreStdlibOnly(t *testing.T) {
 		"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-tee": true,
 		"github.com/fargate-otel/fargate-otel/tee":                  true,
 		"github.com/fargate-otel/fargate-otel/logrotate":            true,
-		"gopkg.in/natefinch/lumberjack.v2":                          true,
 	}
 	for _, p := range strings.Fields(string(out)) {
 		if !allowed[p] {
-			t.Errorf("fargate-otel-tee depends on %s: only the standard library, tee and logrotate (and lumberjack) are allowed", p)
+			t.Errorf("fargate-otel-tee depends on %s: only the standard library, tee and logrotate are allowed", p)
 		}
 	}
 }
