@@ -14,7 +14,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -36,18 +35,19 @@ const CAKey = "ca.crt"
 type caPublisher struct {
 	namespaces cache.Cache
 	api        client.Client
-	ca         *caFile
+	pub        *CAPublisher
 	cfg        Config
 	log        logr.Logger
 }
 
 func setupCAPublisher(mgr manager.Manager, c cache.Cache, api client.Client, cfg Config, log logr.Logger) error {
-	ca := &caFile{path: cfg.CAFile}
+	pub := NewCAPublisher(api, cfg.CAFile, cfg.CAConfigMap)
+	ca := pub.ca
 	if _, err := ca.read(); err != nil {
 		// Not fatal: the Secret may not be mounted yet. Reconciles retry.
 		log.Error(err, "the proxy's CA cannot be read yet; ConfigMaps are published once it can")
 	}
-	r := &caPublisher{namespaces: c, api: api, ca: ca, cfg: cfg, log: log}
+	r := &caPublisher{namespaces: c, api: api, pub: pub, cfg: cfg, log: log}
 	changed := make(chan event.GenericEvent, 1)
 	allNamespaces := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var list corev1.NamespaceList
@@ -105,42 +105,20 @@ func (r *caPublisher) Reconcile(ctx context.Context, req reconcile.Request) (rec
 	if ns.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil
 	}
-	caPEM, err := r.ca.read()
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-
-	var cm corev1.ConfigMap
-	err = r.api.Get(ctx, client.ObjectKey{Namespace: nsName, Name: r.cfg.CAConfigMap}, &cm)
+	_, action, err := r.pub.Publish(ctx, nsName, false)
 	switch {
-	case apierrors.IsNotFound(err):
-		cm = corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: nsName, Name: r.cfg.CAConfigMap, Labels: managedLabels(),
-				Annotations: map[string]string{"fargate-otel.io/description": "CA of fargate-otel-nodeproxy, read by the otel-collector sidecars; kept current by the fargate-otel injector"}},
-			Data: map[string]string{CAKey: string(caPEM)},
-		}
-		if err := r.api.Create(ctx, &cm); err != nil {
-			if apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-				return reconcile.Result{}, nil
-			}
-			return reconcile.Result{}, fmt.Errorf("create ConfigMap %s/%s: %w", nsName, r.cfg.CAConfigMap, err)
-		}
-		r.log.Info("published the proxy's CA", "namespace", nsName)
+	case errors.Is(err, ErrNamespaceTerminating):
+		return reconcile.Result{}, nil
 	case err != nil:
-		return reconcile.Result{}, fmt.Errorf("get ConfigMap %s/%s: %w", nsName, r.cfg.CAConfigMap, err)
-	case !managed(&cm):
+		return reconcile.Result{}, err
+	case action == Created:
+		r.log.Info("published the proxy's CA", "namespace", nsName)
+	case action == Updated:
+		r.log.Info("updated the proxy's CA", "namespace", nsName)
+	case action == NotManaged:
 		// Someone publishes their own CA here (a custom proxy certificate):
 		// theirs wins.
 		r.log.V(1).Info("ConfigMap is not managed by fargate-otel; leaving it alone", "namespace", nsName, "configMap", r.cfg.CAConfigMap)
-	case cm.Data[CAKey] != string(caPEM):
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
-		}
-		cm.Data[CAKey] = string(caPEM)
-		if err := r.api.Update(ctx, &cm); err != nil {
-			return reconcile.Result{}, fmt.Errorf("update ConfigMap %s/%s: %w", nsName, r.cfg.CAConfigMap, err)
-		}
-		r.log.Info("updated the proxy's CA", "namespace", nsName)
 	}
 	return reconcile.Result{RequeueAfter: r.cfg.Resync}, nil
 }

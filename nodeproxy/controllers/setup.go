@@ -25,8 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -124,14 +122,11 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+	direct, err := directClient(mgr)
+	if err != nil {
 		return err
 	}
-	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
-	if err != nil {
-		return fmt.Errorf("nodeproxy controllers: client: %w", err)
-	}
+	scheme := direct.Scheme()
 	sel := labels.SelectorFromSet(labels.Set{cfg.NamespaceLabel: cfg.NamespaceValue})
 	c, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:     scheme,
