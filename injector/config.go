@@ -88,6 +88,10 @@ type NamespaceFacts struct {
 	// is in the namespace; without it, the collector of a pod in mode proxy
 	// cannot start, so the pod gets no kubelet stats.
 	NodeProxyCA Presence
+	// NodeProxyCAError says why the caller could not publish a Missing CA
+	// ConfigMap (the webhook tries before Mutate: see NeedsNodeProxyCA); the
+	// warning of a pod whose kubelet stats are off because of it says so.
+	NodeProxyCAError string
 }
 
 // Presence of an object the caller looked for.

@@ -27,6 +27,7 @@ func TestKubeletStatsModePerNamespace(t *testing.T) {
 		cfg      func(*Config)
 		labels   map[string]string // the namespace's; nil: unknown
 		ca       Presence
+		caErr    string // why the webhook could not publish a missing CA
 		pod      func(ann, labels map[string]string)
 		want     KubeletStatsMode
 		endpoint string // in the collector config; "" when kubelet stats are off
@@ -52,6 +53,8 @@ func TestKubeletStatsModePerNamespace(t *testing.T) {
 			want: KubeletStatsProxy, endpoint: "fargate-otel-nodeproxy", warn: "pod label fargate-otel.io/kubelet-stats is ignored"},
 		{name: "proxy without its CA in the namespace", ca: Missing, want: KubeletStatsOff,
 			warn: "kubelet stats are off for this pod: the ConfigMap fargate-otel-nodeproxy-ca, which holds the node proxy's CA, is not in namespace ns yet"},
+		{name: "proxy without its CA, which could not be published", ca: Missing, caErr: "create ConfigMap ns/fargate-otel-nodeproxy-ca: forbidden", want: KubeletStatsOff,
+			warn: "is not in namespace ns, and the injector could not publish it: create ConfigMap ns/fargate-otel-nodeproxy-ca: forbidden. Fix that, then re-create the pod"},
 		{name: "proxy with its CA", ca: Present, want: KubeletStatsProxy, endpoint: "fargate-otel-nodeproxy"},
 		{name: "direct needs no proxy CA", cfg: allowDirect, labels: nsLabel("direct"), ca: Missing, want: KubeletStatsDirect, endpoint: "kubernetes.default.svc"},
 	} {
@@ -64,8 +67,15 @@ func TestKubeletStatsModePerNamespace(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
-			cfg.Namespace = NamespaceFacts{Labels: tt.labels, NodeProxyCA: tt.ca}
+			cfg.Namespace = NamespaceFacts{Labels: tt.labels, NodeProxyCA: tt.ca, NodeProxyCAError: tt.caErr}
 			res := mutateChecked(t, pod, cfg, nil)
+			// The webhook publishes a missing CA exactly when the pod would
+			// be in mode proxy with it.
+			withCA := cfg
+			withCA.Namespace.NodeProxyCA = Present
+			if needs, proxy := NeedsNodeProxyCA(pod, cfg), mutateChecked(t, pod, withCA, nil).Status.KubeletStats == string(KubeletStatsProxy); needs != proxy {
+				t.Errorf("NeedsNodeProxyCA = %v, but with the CA the mode is proxy: %v", needs, proxy)
+			}
 			if !res.Injected {
 				t.Fatalf("not injected: %v", res.Warnings)
 			}
@@ -118,6 +128,44 @@ func TestKubeletStatsModesConfig(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte("kubeletStats:\n  allowedModes: [proxy, exec]\n")); err == nil || !strings.Contains(err.Error(), `allowedModes: "exec" is not proxy, direct or off`) {
 		t.Errorf("a bad allowed mode: %v", err)
+	}
+}
+
+// TestNeedsNodeProxyCA: no CA is published for a pod that would not use it.
+func TestNeedsNodeProxyCA(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		pod   func(*corev1.Pod)
+		cfg   func(*Config)
+		needs bool
+	}{
+		{name: "mode proxy, CA missing", needs: true},
+		{name: "metrics off", pod: func(p *corev1.Pod) { p.Annotations[annotations.Metrics] = annotations.Disabled }},
+		{name: "pod opted out", pod: func(p *corev1.Pod) { p.Labels[annotations.Inject] = annotations.Disabled }},
+		{name: "not on Fargate", pod: func(p *corev1.Pod) { delete(p.Labels, FargateProfileLabel) }},
+		{name: "namespace in mode off", cfg: func(c *Config) {
+			c.Namespace.Labels = map[string]string{annotations.KubeletStats: "off"}
+		}},
+		{name: "default mode direct", cfg: func(c *Config) { c.KubeletStats.Mode = KubeletStatsDirect }},
+		{name: "already injected", pod: func(p *corev1.Pod) { p.Annotations[annotations.Status] = "{}" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := fargatePod("", "", map[string]string{})
+			if tt.pod != nil {
+				tt.pod(pod)
+			}
+			cfg := DefaultConfig()
+			cfg.Namespace.NodeProxyCA = Missing
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			if got := NeedsNodeProxyCA(pod, cfg); got != tt.needs {
+				t.Errorf("NeedsNodeProxyCA = %v, want %v", got, tt.needs)
+			}
+		})
+	}
+	if NeedsNodeProxyCA(nil, DefaultConfig()) {
+		t.Error("no pod needs no CA")
 	}
 }
 

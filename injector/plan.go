@@ -122,11 +122,35 @@ func (p *plan) kubeletStatsMode(pod *corev1.Pod) KubeletStatsMode {
 		if pod.Namespace != "" {
 			where = "namespace " + pod.Namespace
 		}
-		p.warnf("kubelet stats are off for this pod: the ConfigMap %s, which holds the node proxy's CA, is not in %s yet. The injector publishes it within seconds into namespaces labelled %s=%s; check that label, then re-create the pod (kubectl rollout restart for a Deployment)",
-			ks.NodeProxy.CAConfigMap, where, annotations.Inject, annotations.Enabled)
+		if why := p.cfg.Namespace.NodeProxyCAError; why != "" {
+			p.warnf("kubelet stats are off for this pod: the ConfigMap %s, which holds the node proxy's CA, is not in %s, and the injector could not publish it: %s. Fix that, then re-create the pod (kubectl rollout restart for a Deployment)",
+				ks.NodeProxy.CAConfigMap, where, why)
+		} else {
+			p.warnf("kubelet stats are off for this pod: the ConfigMap %s, which holds the node proxy's CA, is not in %s yet. The injector publishes it within seconds into namespaces labelled %s=%s; check that label, then re-create the pod (kubectl rollout restart for a Deployment)",
+				ks.NodeProxy.CAConfigMap, where, annotations.Inject, annotations.Enabled)
+		}
 		mode = KubeletStatsOff
 	}
 	return mode
+}
+
+// NeedsNodeProxyCA says whether Mutate would inject pod in kubelet stats
+// mode proxy were the node proxy's CA in its namespace: the webhook then
+// publishes a Missing CA ConfigMap itself before calling Mutate, rather than
+// leaving the pod without kubelet stats until the injector's publisher gets
+// to the namespace. It never panics.
+func NeedsNodeProxyCA(pod *corev1.Pod, cfg Config) (needs bool) {
+	if pod == nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			needs = false
+		}
+	}()
+	cfg.Namespace.NodeProxyCA = Present
+	p, skip, _ := newPlan(pod, cfg)
+	return skip == "" && p.signals.Metrics && p.cfg.KubeletStats.Mode == KubeletStatsProxy
 }
 
 func joinModes(ms []KubeletStatsMode) string {
