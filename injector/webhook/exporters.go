@@ -64,6 +64,17 @@ func (c *configMapCache) get(ctx context.Context, key types.NamespacedName) (*co
 	return cm, err
 }
 
+// set records what the webhook itself just wrote: cm, or, when cm is nil
+// (written by someone else meanwhile), nothing, so that the next get reads
+// it.
+func (c *configMapCache) set(key types.NamespacedName, cm *corev1.ConfigMap) {
+	if cm == nil {
+		c.cache.Remove(key)
+		return
+	}
+	c.cache.Add(key, configMapRead{cm: cm}, c.ttl)
+}
+
 // configMapNotFound says that a ConfigMap does not exist (as opposed to
 // could not be read).
 type configMapNotFound struct{ key types.NamespacedName }

@@ -68,6 +68,16 @@ type Options struct {
 	// CacheSynced says whether Cache is filled; while it is not, the
 	// webhook does not wait for it, and says so in a warning.
 	CacheSynced func() bool
+	// PublishNodeProxyCA puts the node proxy's CA ConfigMap
+	// (Config.KubeletStats.NodeProxy.CAConfigMap) into a namespace and
+	// returns it as stored, or nil when that is not known
+	// (controllers.CAPublisher.Publish); with dryRun it only asks the API
+	// server whether it could, and stores nothing. The webhook calls it when
+	// a pod that would be in kubelet stats mode proxy arrives in a namespace
+	// without that ConfigMap (labelled a moment ago, in the same apply as
+	// its workloads): the injector's publisher may not have got there yet.
+	// nil leaves such pods without kubelet stats, with a warning.
+	PublishNodeProxyCA func(ctx context.Context, namespace string, dryRun bool) (*corev1.ConfigMap, error)
 	// Recorder records an Event when the webhook fails open; nil records none.
 	Recorder EventRecorder
 	// Metrics counts what the webhook does; nil counts nothing.
@@ -83,6 +93,7 @@ type Handler struct {
 	configMaps  *configMapCache
 	cache       client.Reader
 	cacheSynced func() bool
+	publishCA   func(ctx context.Context, namespace string, dryRun bool) (*corev1.ConfigMap, error)
 	recorder    EventRecorder
 	metrics     *Metrics
 	log         logr.Logger
@@ -101,6 +112,7 @@ func NewHandler(opts Options) *Handler {
 		cache:    opts.Cache,
 
 		cacheSynced: opts.CacheSynced,
+		publishCA:   opts.PublishNodeProxyCA,
 	}
 	if h.log.GetSink() == nil {
 		h.log = logf.Log.WithName("fargate-otel-webhook")
@@ -143,6 +155,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	}
 	var readWarnings []string
 	cfg.Namespace, readWarnings = h.namespaceFacts(ctx, namespace)
+	if cfg.Namespace.NodeProxyCA == injector.Missing && h.publishCA != nil && injector.NeedsNodeProxyCA(pod, cfg) {
+		h.publishNodeProxyCA(ctx, namespace, req.DryRun != nil && *req.DryRun, &cfg.Namespace)
+	}
 
 	var images injector.Images
 	if reqs := injector.ImagesToResolve(pod, cfg); len(reqs) > 0 && h.resolver != nil {

@@ -22,6 +22,7 @@ type Metrics struct {
 	imageCache     *prometheus.CounterVec
 	configMapReads *prometheus.CounterVec
 	namespaceReads *prometheus.CounterVec
+	caPublishes    *prometheus.CounterVec
 }
 
 var _ entrypoint.Observer = (*Metrics)(nil)
@@ -70,8 +71,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Name: "namespace_reads_total",
 			Help: "Reads of the pod's Namespace from the cache by result (ok, not-synced, error).",
 		}, []string{"result"}),
+		caPublishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "nodeproxy_ca_publishes_total",
+			Help: "Node proxy CA ConfigMaps the webhook published itself (a pod came before the publisher), by result (ok, dry-run, error).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.admissions, m.injections, m.skips, m.failOpen, m.resolve, m.registry, m.imageCache, m.configMapReads, m.namespaceReads} {
+	for _, c := range []prometheus.Collector{m.admissions, m.injections, m.skips, m.failOpen, m.resolve, m.registry, m.imageCache, m.configMapReads, m.namespaceReads, m.caPublishes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register webhook metrics: %w", err)
 		}
@@ -131,6 +136,20 @@ func (m *Metrics) namespaceRead(err error) {
 		m.namespaceReads.WithLabelValues("not-synced").Inc()
 	default:
 		m.namespaceReads.WithLabelValues("error").Inc()
+	}
+}
+
+func (m *Metrics) caPublished(err error, dryRun bool) {
+	if m == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		m.caPublishes.WithLabelValues("error").Inc()
+	case dryRun:
+		m.caPublishes.WithLabelValues("dry-run").Inc()
+	default:
+		m.caPublishes.WithLabelValues("ok").Inc()
 	}
 }
 

@@ -69,4 +69,32 @@ func (h *Handler) namespaceFacts(ctx context.Context, namespace string) (injecto
 	return f, warns
 }
 
+// caPublishTimeout bounds publishing the node proxy's CA on the admission
+// path (a GET and a create).
+const caPublishTimeout = 2 * time.Second
+
+// publishNodeProxyCA puts the missing CA ConfigMap of the node proxy into
+// the namespace, so that a pod created right after its namespace was
+// labelled gets kubelet stats like the ones after it. A dry run stores
+// nothing (the webhook's sideEffects are NoneOnDryRun) but answers as the
+// real request would: the API server checks the create as a dry run. When
+// publishing fails, the CA stays Missing and the pod's warning says why.
+func (h *Handler) publishNodeProxyCA(ctx context.Context, namespace string, dryRun bool, f *injector.NamespaceFacts) {
+	ctx, cancel := context.WithTimeout(ctx, caPublishTimeout)
+	defer cancel()
+	cm, err := h.publishCA(ctx, namespace, dryRun)
+	h.metrics.caPublished(err, dryRun)
+	if err != nil {
+		h.log.Info("the node proxy's CA could not be published; kubelet stats are off for the pod", "namespace", namespace, "dryRun", dryRun, "error", err.Error())
+		f.NodeProxyCAError = shorten(err.Error(), 300)
+		return
+	}
+	f.NodeProxyCA = injector.Present
+	if !dryRun {
+		// The NotFound read a moment ago must not outlive the publish.
+		h.configMaps.set(types.NamespacedName{Namespace: namespace, Name: h.cfg.KubeletStats.NodeProxy.CAConfigMap}, cm)
+		h.log.V(1).Info("published the node proxy's CA", "namespace", namespace)
+	}
+}
+
 var errNotSynced = errors.New("cache not synced")
