@@ -27,9 +27,10 @@ type runningInjector struct {
 	warnings *warningCollector
 }
 
-// startInjector runs the binary with a config file and registers it as the
-// cluster's mutating webhook for opted-in namespaces, as the chart does.
-func startInjector(t *testing.T, cp *cluster.ControlPlane, config string) *runningInjector {
+// startInjector runs the binary with a config file (and args, which
+// override the test's defaults) and registers it as the cluster's mutating
+// webhook for opted-in namespaces, as the chart does.
+func startInjector(t *testing.T, cp *cluster.ControlPlane, config string, args ...string) *runningInjector {
 	t.Helper()
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "certs")
@@ -40,17 +41,17 @@ func startInjector(t *testing.T, cp *cluster.ControlPlane, config string) *runni
 	configFile := filepath.Join(dir, "config.yaml")
 	writeFile(t, configFile, []byte(config))
 	webhookPort, probePort := freePort(t), freePort(t)
-	srv := startServer(t, nil,
-		"--kubeconfig="+cp.Kubeconfig,
-		"--config="+configFile,
-		"--cert-dir="+certDir,
+	srv := startServer(t, nil, append([]string{
+		"--kubeconfig=" + cp.Kubeconfig,
+		"--config=" + configFile,
+		"--cert-dir=" + certDir,
 		"--webhook-host=127.0.0.1",
 		fmt.Sprintf("--webhook-port=%d", webhookPort),
 		"--metrics-bind-address=0",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
-		"--nodeproxy-ca-file="+filepath.Join(dir, "no-such-ca.crt"),
+		"--nodeproxy-ca-file=" + filepath.Join(dir, "no-such-ca.crt"),
 		"--disable-image-lookup",
-	)
+	}, args...)...)
 	srv.waitFor(t, "readyz", func() bool { return httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) == 200 })
 	registerWebhook(t, cp, webhookPort, nil)
 	w := &warningCollector{}
@@ -204,12 +205,14 @@ func TestTheNamespaceDecides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The default is proxy, and this namespace has no CA: off, said twice.
+		// The default is proxy, this namespace has no CA, and the injector
+		// has none to publish: off, said twice.
 		if s := status(t, got); s.KubeletStats != "off" {
 			t.Errorf("mode %s, want off", s.KubeletStats)
 		}
 		w := ri.warnings.all()
-		for _, want := range []string{`fargate-otel.io/kubelet-stats="exec" is not proxy, direct or off`, "the ConfigMap fargate-otel-nodeproxy-ca, which holds the node proxy's CA, is not in namespace forbidden"} {
+		for _, want := range []string{`fargate-otel.io/kubelet-stats="exec" is not proxy, direct or off`,
+			"the ConfigMap fargate-otel-nodeproxy-ca, which holds the node proxy's CA, is not in namespace forbidden, and the injector could not publish it: read the proxy's CA"} {
 			if !strings.Contains(w, want) {
 				t.Errorf("warnings %q lack %q", w, want)
 			}

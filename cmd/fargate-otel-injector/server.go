@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
@@ -132,16 +133,22 @@ func setupControllers(mgr manager.Manager, cfg injector.Config, opts *options, l
 	// kubelet stats: the proxy's CA in opted-in namespaces (mode proxy),
 	// the one binding of mode direct (see nodeproxy/rbac for the RBAC).
 	// Every allowed mode: namespaces choose theirs with a label.
+	return controllers.Setup(mgr, nodeproxyConfig(cfg, opts))
+}
+
+// nodeproxyConfig is the configuration of the nodeproxy controllers, and of
+// the webhook's CA publishing, from the injector's.
+func nodeproxyConfig(cfg injector.Config, opts *options) controllers.Config {
 	var modes []string
 	for _, m := range cfg.KubeletStats.Modes() {
 		modes = append(modes, string(m))
 	}
-	return controllers.Setup(mgr, controllers.Config{
+	return controllers.Config{
 		Mode:        string(cfg.KubeletStats.Mode),
 		Modes:       modes,
 		CAConfigMap: cfg.KubeletStats.NodeProxy.CAConfigMap,
 		CAFile:      opts.certs.proxyCAFile,
-	})
+	}
 }
 
 // newHandler wires the webhook: image look-ups with pull secrets read through
@@ -160,6 +167,17 @@ func newHandler(mgr manager.Manager, restCfg *rest.Config, cfg injector.Config, 
 		Recorder:    mgr.GetEventRecorder(Name),
 		Metrics:     metrics,
 		Log:         log.WithName("webhook"),
+	}
+	if cfg.KubeletStats.Allows(injector.KubeletStatsProxy) {
+		// A pod in mode proxy may come before the publisher got to its
+		// namespace (labelled in the same apply as its workloads): the
+		// webhook publishes the CA itself, the way the publisher does, on
+		// whichever replica serves the pod.
+		pub, err := controllers.NewCAPublisherFor(mgr, nodeproxyConfig(cfg, opts))
+		if err != nil {
+			return nil, err
+		}
+		hopts.PublishNodeProxyCA = publishFunc(pub)
 	}
 	if !opts.lookupDisabled {
 		// Pull secrets are read on cache misses only; a burst of pods in new
@@ -190,6 +208,14 @@ func newHandler(mgr manager.Manager, restCfg *rest.Config, cfg injector.Config, 
 		hopts.Resolver = resolver
 	}
 	return webhook.NewHandler(hopts), nil
+}
+
+// publishFunc adapts the CA publisher to webhook.Options.PublishNodeProxyCA.
+func publishFunc(pub *controllers.CAPublisher) func(ctx context.Context, namespace string, dryRun bool) (*corev1.ConfigMap, error) {
+	return func(ctx context.Context, namespace string, dryRun bool) (*corev1.ConfigMap, error) {
+		cm, _, err := pub.Publish(ctx, namespace, dryRun)
+		return cm, err
+	}
 }
 
 // nativeSidecarsSince is the first Kubernetes release that runs init
