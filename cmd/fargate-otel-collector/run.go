@@ -14,18 +14,39 @@ import (
 // run replaces ocb's main_others.go (`make collector-generate` removes the
 // regenerated one): the command is otelcol's, with this distribution's
 // components, and in a sidecar (FARGATE_OTEL_SIDECAR=true) the collector
-// itself never exits on a failure, only on SIGTERM (see sidecar.go).
-// Subcommands such as validate keep their exit status.
+// itself never exits on a failure, only on SIGTERM (see sidecar.go). A
+// running collector's shutdown has a deadline (hardstop.go). Subcommands
+// such as validate keep their exit status.
 func run(set otelcol.CollectorSettings) error {
 	set.Factories = withDistribution(set.Factories)
+	sidecar, _ := strconv.ParseBool(os.Getenv(sidecarEnv))
+	// In a sidecar, SIGTERM is the supervisor's alone: it cancels the
+	// collector's context, and the collector then shuts down with a fresh
+	// one. Were the collector to catch SIGTERM too, whichever handler ran
+	// first would decide, and in half the stops every component's Shutdown
+	// would get a context already cancelled by the supervisor.
+	set.DisableGracefulShutdown = sidecar
 	cmd := otelcol.NewCommand(set)
-	if on, _ := strconv.ParseBool(os.Getenv(sidecarEnv)); !on {
+	log := jsonLogger(os.Stderr)
+	timeout, warning := shutdownTimeout(os.Getenv(shutdownTimeoutEnv))
+	runCollector := cmd.RunE
+	if !sidecar {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if warning != "" {
+				log.Warn(warning)
+			}
+			defer newHardStop(log, timeout, hardStopCode).arm()()
+			return runCollector(c, args)
+		}
 		return cmd.Execute()
 	}
 
 	s := newSupervisor(os.Stderr, os.Getenv(healthEndpointEnv))
-	runCollector := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if warning != "" {
+			log.Warn(warning)
+		}
+		defer newHardStop(log, timeout, hardStopSidecarCode).arm()()
 		s.run(func(ctx context.Context) error {
 			c.SetContext(ctx)
 			return runCollector(c, args)

@@ -46,9 +46,6 @@ const (
 	// goodRun is how long a collector must have run for the pause before
 	// the next start to begin again at firstRetry.
 	goodRun = 10 * time.Minute
-	// lateSignal is how long to wait for a SIGTERM that the collector saw
-	// before this process did, when the collector stops without an error.
-	lateSignal = 200 * time.Millisecond
 )
 
 type supervisor struct {
@@ -91,7 +88,7 @@ func (s *supervisor) run(start func(context.Context) error) {
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		err := start(ctx)
-		if terminated(ctx, err) {
+		if terminated(ctx) {
 			if err != nil {
 				s.log.Warn("The collector stopped after SIGTERM with an error", "error", err.Error())
 			}
@@ -139,23 +136,10 @@ func watchSignals() (context.Context, func()) {
 	}
 }
 
-// terminated reports whether the collector stopped because of a signal. A
-// collector that got SIGTERM through its own handler returns nil, possibly
-// a moment before this process's handler cancelled ctx.
-func terminated(ctx context.Context, err error) bool {
-	switch {
-	case ctx.Err() != nil:
-		return true
-	case err != nil:
-		return false
-	}
-	select {
-	case <-ctx.Done():
-		return true
-	case <-time.After(lateSignal):
-		return false
-	}
-}
+// terminated reports whether the collector stopped because of a signal:
+// only this process catches SIGTERM in a sidecar (run.go), and it cancels
+// ctx before the collector can stop.
+func terminated(ctx context.Context) bool { return ctx.Err() != nil }
 
 // standIn answers the liveness probe on s.health for wait, or until ctx is
 // done (then it returns false). The answer is 200 with the reason, so that

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
 )
@@ -91,6 +92,12 @@ func (d *drainer) Start(_ context.Context, host component.Host) error {
 
 func (*drainer) Shutdown(context.Context) error { return nil }
 
+// ComponentStatusChanged follows each component's shutdown, so that a
+// shutdown cut short can say what it was waiting for (Pending).
+func (*drainer) ComponentStatusChanged(source *componentstatus.InstanceID, event *componentstatus.Event) {
+	progress.changed(source, event)
+}
+
 // Ready is called once every pipeline runs.
 func (d *drainer) Ready() error {
 	d.ready.Store(true)
@@ -115,8 +122,10 @@ func (d *drainer) NotReady() error {
 	}
 	w := newWait(storages, time.Now())
 	deadline := w.start.Add(d.timeout)
+	defer progress.setDrain("")
 	for {
 		st := w.check(context.Background(), time.Now())
+		progress.setDrain(st.String())
 		if st.done() {
 			d.log.Info("Drain: every log file read to its end and every queue on disk sent",
 				zap.Int("files", st.files), zap.Int("queues", st.queues),
