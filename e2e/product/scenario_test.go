@@ -206,8 +206,17 @@ func createWorkloads(ctx context.Context, t *testing.T, e *env) {
 	t.Helper()
 	cs := e.c.Client
 	enabled := map[string]string{scenario.InjectLabel: "enabled"}
+	pull := corev1.PullIfNotPresent
+	// The shop namespace and its Deployment in one step, as one apply of a
+	// GitOps repository does: the Deployment's pod comes before or after
+	// the injector's CA publisher got to the namespace (the webhook then
+	// publishes the CA itself), and must get kubelet stats in mode proxy
+	// either way (step 3).
+	if err := scenario.EnsureNamespace(ctx, cs, scenario.Namespace(nsShop, enabled)); err != nil {
+		t.Fatal(err)
+	}
+	createDeployment(ctx, t, e, scenario.AppDeployment(nsShop, "web", e.appImage, pull, nil))
 	for _, ns := range []*corev1.Namespace{
-		scenario.Namespace(nsShop, enabled),
 		scenario.Namespace(nsDirect, map[string]string{scenario.InjectLabel: "enabled", scenario.KubeletStatsLabel: "direct"}),
 		scenario.Namespace(nsPlain, nil),
 	} {
@@ -224,15 +233,7 @@ func createWorkloads(ctx context.Context, t *testing.T, e *env) {
 			t.Fatal(err)
 		}
 	}
-	pull := corev1.PullIfNotPresent
-	for _, d := range []*appsv1.Deployment{
-		scenario.AppDeployment(nsShop, "web", e.appImage, pull, nil),
-		scenario.AppDeployment(nsDirect, "web-direct", e.appImage, pull, nil),
-	} {
-		if _, err := cs.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create deployment %s/%s: %v", d.Namespace, d.Name, err)
-		}
-	}
+	createDeployment(ctx, t, e, scenario.AppDeployment(nsDirect, "web-direct", e.appImage, pull, nil))
 	if err := scenario.CreateJob(ctx, cs, scenario.AppJob(nsShop, "batch", e.appImage, pull, jobArgs)); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +245,13 @@ func createWorkloads(ctx context.Context, t *testing.T, e *env) {
 		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod %s/%s: %v", p.Namespace, p.Name, err)
 		}
+	}
+}
+
+func createDeployment(ctx context.Context, t *testing.T, e *env, d *appsv1.Deployment) {
+	t.Helper()
+	if _, err := e.c.Client.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create deployment %s/%s: %v", d.Namespace, d.Name, err)
 	}
 }
 
