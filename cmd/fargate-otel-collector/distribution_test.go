@@ -41,3 +41,19 @@ func TestTheDistributionAddsTheDrain(t *testing.T) {
 		t.Fatalf("file_storage builds a %T, not a storage extension", ext)
 	}
 }
+
+// TestKubeletStatsKeepsItsNames: the wrapped kubelet_stats (a bounded
+// shutdown) keeps its type and its old name.
+func TestKubeletStatsKeepsItsNames(t *testing.T) {
+	f, err := withDistribution(components)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, ok := f.Receivers[kubeletStatsType]
+	if !ok || ks.Type() != kubeletStatsType {
+		t.Fatalf("kubelet_stats: %v", ks)
+	}
+	if a, ok := ks.(interface{ DeprecatedAlias() component.Type }); !ok || a.DeprecatedAlias().String() != "kubeletstats" {
+		t.Fatalf("kubelet_stats lost its old name kubeletstats")
+	}
+}

@@ -101,7 +101,14 @@ func (h *hardStop) watch() {
 	}
 	h.log.Error(fmt.Sprintf("The collector did not stop within %s of %s: it exits now, before the kubelet kills it; what it still waited for is lost or left undone. "+
 		"A component whose shutdown does not return is a bug to report; a longer terminationGracePeriodSeconds gives the shutdown more time (%s).",
-		h.timeout, sig, shutdownTimeoutEnv),
+		h.timeout, signalName(sig), shutdownTimeoutEnv),
 		"still_waiting_for", pending, "exit_code", h.code)
 	h.exit(h.code)
+}
+
+func signalName(sig os.Signal) string {
+	if sig == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
 }
