@@ -189,6 +189,12 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Wait waits for the process to end and returns its exit status.
+func (p *Process) Wait() error {
+	<-p.done
+	return p.waitErr
+}
+
 // Stop sends SIGTERM and waits up to timeout for a clean exit.
 func (p *Process) Stop(timeout time.Duration) error {
 	if p.Exited() {
