@@ -84,7 +84,17 @@ type Options struct {
 	Metrics *Metrics
 	// Log is the base logger; default the controller-runtime logger.
 	Log logr.Logger
+	// Deadline bounds all the reads of one admission together (ConfigMaps,
+	// namespace, CA publish, image look-ups), each of which has its own
+	// bound too; default DefaultDeadline.
+	Deadline time.Duration
 }
+
+// DefaultDeadline keeps one admission, every read added up, under the
+// webhook's timeout (at least 10s, values.schema.json), so the API server
+// gets an answer (a pod injected without what did not fit, with a warning)
+// instead of ignoring the webhook.
+const DefaultDeadline = 8 * time.Second
 
 // Handler is the pod mutation webhook.
 type Handler struct {
@@ -94,6 +104,7 @@ type Handler struct {
 	cache       client.Reader
 	cacheSynced func() bool
 	publishCA   func(ctx context.Context, namespace string, dryRun bool) (*corev1.ConfigMap, error)
+	deadline    time.Duration
 	recorder    EventRecorder
 	metrics     *Metrics
 	log         logr.Logger
@@ -113,6 +124,7 @@ func NewHandler(opts Options) *Handler {
 
 		cacheSynced: opts.CacheSynced,
 		publishCA:   opts.PublishNodeProxyCA,
+		deadline:    cmp.Or(opts.Deadline, DefaultDeadline),
 	}
 	if h.log.GetSink() == nil {
 		h.log = logf.Log.WithName("fargate-otel-webhook")
@@ -142,6 +154,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	if req.Operation != admissionv1.Create || req.Resource.Resource != "pods" || req.SubResource != "" {
 		return admission.Allowed("fargate-otel injects pods at creation only")
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.deadline)
+	defer cancel()
 	pod := &corev1.Pod{}
 	// Case-sensitive, as the API server decodes: "Metadata" is not "metadata".
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {

@@ -574,3 +574,33 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	}
 	return 0
 }
+
+// stalledResolver answers when its context ends, as a registry that never
+// answers does, and keeps the time that took.
+type stalledResolver struct{ waited time.Duration }
+
+func (r *stalledResolver) Resolve(ctx context.Context, _ []injector.ImageRequest, _ entrypoint.Credentials) injector.Images {
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second): // no deadline reached it: fail, not hang
+	}
+	r.waited = time.Since(start)
+	return nil
+}
+
+// One admission's reads together stay within Options.Deadline, so the API
+// server gets an answer before its webhook timeout.
+func TestAdmissionDeadline(t *testing.T) {
+	r := &stalledResolver{}
+	h := newHarness(t, webhook.Options{Resolver: r, Deadline: 200 * time.Millisecond})
+	pod := fargatePod("slow")
+	pod.Spec.Containers[0].Command = nil
+	resp := h.admit(admissionv1.Create, mustJSON(t, pod))
+	if !resp.Allowed {
+		t.Fatalf("not allowed: %+v", resp.Result)
+	}
+	if r.waited == 0 || r.waited > 5*time.Second {
+		t.Fatalf("the look-up waited %s: the admission's deadline did not reach it", r.waited)
+	}
+}
