@@ -100,6 +100,11 @@ func livenessProbe(port int32) *corev1.Probe {
 const (
 	drainMargin = 5 * time.Second
 	minDrain    = time.Second
+	// shutdownMargin is what the hard stop leaves before the kubelet's
+	// SIGKILL; shutdownAfterDrain bounds the rest of the shutdown after
+	// the drain (a hang is not waited out for a long grace period).
+	shutdownMargin     = 2 * time.Second
+	shutdownAfterDrain = 10 * time.Second
 )
 
 // preStopSeconds is the collector's preStop sleep: the shutdown delay for a
@@ -120,6 +125,15 @@ func (p *plan) preStopSeconds() int64 {
 func (p *plan) drainTimeout() time.Duration {
 	left := time.Duration(p.grace-p.preStopSeconds())*time.Second - drainMargin
 	return max(min(collectorconfig.DefaultDrainTimeout, left), minDrain)
+}
+
+// shutdownTimeout is the collector's hard stop: what the grace period
+// leaves after the preStop sleep, less a margin, never shorter than the
+// drain and never much longer.
+func (p *plan) shutdownTimeout() time.Duration {
+	left := time.Duration(p.grace-p.preStopSeconds())*time.Second - shutdownMargin
+	drain := p.drainTimeout()
+	return max(min(left, drain+shutdownAfterDrain), drain+time.Second)
 }
 
 func preStopSleep(seconds int64) *corev1.Lifecycle {

@@ -70,19 +70,24 @@ func TestCollectorShutdownDelay(t *testing.T) {
 		cfg   func(*Config)
 		sleep int64 // 0: no preStop hook
 		drain time.Duration
+		// hardStop is FARGATE_OTEL_SHUTDOWN_TIMEOUT: the grace period
+		// after the sleep less 2s, at least the drain and 1s, at most the
+		// drain and 10s.
+		hardStop string
 	}{
-		{name: "native sidecar", sleep: 0, drain: 20 * time.Second},
-		{name: "native sidecar, short grace period", pod: grace(10), sleep: 0, drain: 5 * time.Second},
-		{name: "regular container", cfg: regular, sleep: 5, drain: 20 * time.Second},
+		{name: "native sidecar", sleep: 0, drain: 20 * time.Second, hardStop: "28s"},
+		{name: "native sidecar, long grace period: a hang is not waited out", pod: grace(3600), sleep: 0, drain: 20 * time.Second, hardStop: "30s"},
+		{name: "native sidecar, short grace period", pod: grace(10), sleep: 0, drain: 5 * time.Second, hardStop: "8s"},
+		{name: "regular container", cfg: regular, sleep: 5, drain: 20 * time.Second, hardStop: "23s"},
 		{name: "regular container, rounded up to whole seconds", cfg: func(c *Config) {
 			regular(c)
 			c.Collector.ShutdownDelay = metav1.Duration{Duration: 1500 * time.Millisecond}
-		}, sleep: 2, drain: 20 * time.Second},
-		{name: "regular container, sleep and drain share the grace period", cfg: regular, pod: grace(15), sleep: 5, drain: 5 * time.Second},
-		{name: "regular container, capped by the grace period", cfg: regular, pod: grace(3), sleep: 3, drain: time.Second},
-		{name: "a grace period of 0 leaves no room", cfg: regular, pod: grace(0), sleep: 0, drain: time.Second},
-		{name: "turned off", cfg: func(c *Config) { regular(c); c.Collector.ShutdownDelay = metav1.Duration{} }, sleep: 0, drain: 20 * time.Second},
-		{name: "API server without the sleep action", cfg: func(c *Config) { regular(c); c.SleepAction = false }, sleep: 0, drain: 20 * time.Second},
+		}, sleep: 2, drain: 20 * time.Second, hardStop: "26s"},
+		{name: "regular container, sleep and drain share the grace period", cfg: regular, pod: grace(15), sleep: 5, drain: 5 * time.Second, hardStop: "8s"},
+		{name: "regular container, capped by the grace period", cfg: regular, pod: grace(3), sleep: 3, drain: time.Second, hardStop: "2s"},
+		{name: "a grace period of 0 leaves no room", cfg: regular, pod: grace(0), sleep: 0, drain: time.Second, hardStop: "2s"},
+		{name: "turned off", cfg: func(c *Config) { regular(c); c.Collector.ShutdownDelay = metav1.Duration{} }, sleep: 0, drain: 20 * time.Second, hardStop: "28s"},
+		{name: "API server without the sleep action", cfg: func(c *Config) { regular(c); c.SleepAction = false }, sleep: 0, drain: 20 * time.Second, hardStop: "28s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := fargatePod("", "", nil)
@@ -111,6 +116,9 @@ func TestCollectorShutdownDelay(t *testing.T) {
 			want := fmt.Sprintf("drain:\n    timeout: %s\n", tt.drain)
 			if got := envValue(c, ConfigEnv); !strings.Contains(got, want) {
 				t.Errorf("want the collector config to have %q:\n%s", want, got)
+			}
+			if got := envValue(c, ShutdownTimeoutEnv); got != tt.hardStop {
+				t.Errorf("%s=%q, want %q", ShutdownTimeoutEnv, got, tt.hardStop)
 			}
 		})
 	}

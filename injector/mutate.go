@@ -208,7 +208,9 @@ func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.Kubele
 	if limit.Value() > 0 {
 		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: goMemLimit(limit)})
 	}
-	c.Env = append(c.Env, corev1.EnvVar{Name: ConfigEnv, Value: rendered})
+	c.Env = append(c.Env,
+		corev1.EnvVar{Name: ShutdownTimeoutEnv, Value: p.shutdownTimeout().String()},
+		corev1.EnvVar{Name: ConfigEnv, Value: rendered})
 	return nil
 }
 

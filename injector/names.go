@@ -32,6 +32,9 @@ const (
 
 	// ConfigEnv carries the rendered collector config.
 	ConfigEnv = "FARGATE_OTEL_CONFIG"
+	// ShutdownTimeoutEnv is the collector's hard stop: from SIGTERM it exits
+	// within this Go duration whatever a component's shutdown waits for.
+	ShutdownTimeoutEnv = "FARGATE_OTEL_SHUTDOWN_TIMEOUT"
 
 	// Fargate markers: the label the EKS Fargate webhook sets, and the scheduler.
 	FargateProfileLabel = "eks.amazonaws.com/fargate-profile"
