@@ -22,6 +22,7 @@ type configFlags struct {
 	teeImage      string
 	collectorImg  string
 	nativeSidecar bool
+	preStopSleep  bool
 }
 
 func (f *configFlags) register(fs *pflag.FlagSet) {
@@ -34,6 +35,7 @@ func (f *configFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.teeImage, "tee-image", "", "image of the fargate-otel-tee init container")
 	fs.StringVar(&f.collectorImg, "collector-image", "", "image of the collector sidecar")
 	fs.BoolVar(&f.nativeSidecar, "native-sidecars", true, "the cluster runs native sidecars (Kubernetes >= 1.29); false makes the collector a regular container")
+	fs.BoolVar(&f.preStopSleep, "prestop-sleep", true, "with --native-sidecars=false, give the collector a preStop sleep (the API server's sleep action, Kubernetes >= 1.30); false for older clusters")
 }
 
 // config builds the injector config: defaults, the file, then flags.
@@ -81,6 +83,9 @@ func (f *configFlags) config(fs *pflag.FlagSet) (injector.Config, error) {
 	}
 	if fs.Changed("native-sidecars") {
 		cfg.NativeSidecars = f.nativeSidecar
+	}
+	if fs.Changed("prestop-sleep") {
+		cfg.SleepAction = f.preStopSleep
 	}
 	// The CLI injects what it is given, Fargate or not: the user asked.
 	cfg.Scope = injector.ScopeAll

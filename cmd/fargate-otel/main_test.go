@@ -211,6 +211,30 @@ func TestInjectListFromStdin(t *testing.T) {
 	}
 }
 
+// A cluster without the sleep action (< 1.30) refuses a preStop sleep: the
+// flag leaves it out, and the collector's hard stop gets the whole grace.
+func TestInjectWithoutPreStopSleep(t *testing.T) {
+	input, _ := os.ReadFile("testdata/list.yaml")
+	for _, tt := range []struct {
+		flag      string
+		wantSleep bool
+	}{{"--prestop-sleep=true", true}, {"--prestop-sleep=false", false}} {
+		r := runCLI(t, input, "inject", "-f", "-", "--native-sidecars=false", tt.flag)
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d: %s", tt.flag, r.code, r.stderr)
+		}
+		var list corev1.List
+		strict(t, r.stdout, &list)
+		var pod corev1.Pod
+		strict(t, string(list.Items[0].Raw), &pod)
+		c := pod.Spec.Containers[len(pod.Spec.Containers)-1]
+		hasSleep := c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil
+		if c.Name != injector.CollectorContainerName || hasSleep != tt.wantSleep {
+			t.Errorf("%s: collector %s has a preStop sleep: %v, want %v", tt.flag, c.Name, hasSleep, tt.wantSleep)
+		}
+	}
+}
+
 func TestInjectErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
