@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 )
 
 // CoreDNSImage is the cluster DNS image, built from the CoreDNS binary of
@@ -145,22 +144,6 @@ func (c *Cluster) deployDNS(ctx context.Context) error {
 		},
 	}, metav1.CreateOptions{})
 	return create("CoreDNS deployment", err)
-}
-
-// deploymentAvailable is nil once every replica of the deployment is ready.
-func deploymentAvailable(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	if d.Status.ObservedGeneration < d.Generation || d.Status.ReadyReplicas < want || d.Status.UpdatedReplicas < want {
-		return fmt.Errorf("deployment %s/%s: %d/%d ready", ns, name, d.Status.ReadyReplicas, want)
-	}
-	return nil
 }
 
 func ptrTo[T any](v T) *T { return &v }

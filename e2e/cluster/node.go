@@ -348,7 +348,7 @@ func (c *Cluster) waitReady(ctx context.Context, t0 time.Time) error {
 		return err
 	}
 	if err := waitFor(ctx, nil, "CoreDNS ready", func(ctx context.Context) error {
-		return deploymentAvailable(ctx, c.Client, "kube-system", "coredns")
+		return DeploymentAvailable(ctx, c.Client, "kube-system", "coredns")
 	}); err != nil {
 		return c.withPodDiagnostics(ctx, "kube-system", err)
 	}

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/injector"
@@ -293,7 +294,7 @@ func testJob(ctx context.Context, t *testing.T, e *env) {
 				return errors.New("the Job failed: " + c.Message)
 			}
 		}
-		return fmt.Errorf("the Job has not completed:%s", scenario.PodStates(ctx, e.c.Client, nsShop, "app.kubernetes.io/name=batch"))
+		return fmt.Errorf("the Job has not completed:%s", cluster.PodStates(ctx, e.c.Client, nsShop, "app.kubernetes.io/name=batch"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func testJob(ctx context.Context, t *testing.T, e *env) {
 		t.Fatal("the Job's pod was not injected")
 	}
 	if pod.Status.Phase != corev1.PodSucceeded {
-		t.Errorf("the Job's pod: %s", scenario.DescribePod(&pod))
+		t.Errorf("the Job's pod: %s", cluster.DescribePod(&pod))
 	}
 	// The app's end, and the sidecar's: it stops after the app has, once
 	// its drain has sent the last lines, and cleanly.
@@ -549,7 +550,7 @@ func scale(ctx context.Context, t *testing.T, e *env, d *appsv1.Deployment, repl
 		if replicas == 0 {
 			return nil
 		}
-		return scenario.DeploymentAvailable(ctx, cs, d.Namespace, d.Name)
+		return cluster.DeploymentAvailable(ctx, cs, d.Namespace, d.Name)
 	})
 	if err != nil {
 		t.Fatal(err)

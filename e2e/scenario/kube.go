@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 )
 
@@ -121,77 +121,27 @@ func wrap(what string, err error) error {
 	return nil
 }
 
-// DeploymentAvailable is nil once every replica of the current spec is
-// ready; otherwise it says why not, with the state of its pods.
-func DeploymentAvailable(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	if d.Status.ObservedGeneration < d.Generation || d.Status.ReadyReplicas < want || d.Status.UpdatedReplicas < want ||
-		d.Status.Replicas != want {
-		sel := metav1.FormatLabelSelector(d.Spec.Selector)
-		return fmt.Errorf("deployment %s/%s: %d/%d ready%s", ns, name, d.Status.ReadyReplicas, want, PodStates(ctx, cs, ns, sel))
-	}
-	return nil
-}
-
-// WaitDeployment waits for DeploymentAvailable.
+// WaitDeployment waits for cluster.DeploymentAvailable.
 func WaitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) error {
-	return Poll(ctx, timeout, func(ctx context.Context) error { return DeploymentAvailable(ctx, cs, ns, name) })
-}
-
-// PodStates describes the pods matching selector in one line each: a
-// timeout alone says nothing about an image that could not be pulled.
-func PodStates(ctx context.Context, cs kubernetes.Interface, ns, selector string) string {
-	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, p := range pods.Items {
-		b.WriteString("\n  " + DescribePod(&p))
-	}
-	return b.String()
-}
-
-// DescribePod is a pod's phase and the state of each of its containers.
-func DescribePod(p *corev1.Pod) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "pod %s/%s: %s", p.Namespace, p.Name, p.Status.Phase)
-	for _, c := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		switch {
-		case c.State.Waiting != nil:
-			fmt.Fprintf(&b, "; %s waiting: %s %s", c.Name, c.State.Waiting.Reason, c.State.Waiting.Message)
-		case c.State.Terminated != nil:
-			fmt.Fprintf(&b, "; %s terminated: %s (exit %d)", c.Name, c.State.Terminated.Reason, c.State.Terminated.ExitCode)
-		default:
-			fmt.Fprintf(&b, "; %s running, ready=%v, restarts %d", c.Name, c.Ready, c.RestartCount)
-		}
-	}
-	return b.String()
+	return Poll(ctx, timeout, func(ctx context.Context) error { return cluster.DeploymentAvailable(ctx, cs, ns, name) })
 }
 
 // PodRunning is nil when the pod is Running with every container (native
 // sidecars included) running.
 func PodRunning(p *corev1.Pod) error {
 	if p.Status.Phase != corev1.PodRunning {
-		return errors.New(DescribePod(p))
+		return errors.New(cluster.DescribePod(p))
 	}
 	for _, c := range p.Status.InitContainerStatuses {
 		// Sidecars run; the other init containers have succeeded.
 		done := c.State.Terminated != nil && c.State.Terminated.ExitCode == 0 && !isSidecar(p, c.Name)
 		if c.State.Running == nil && !done {
-			return errors.New(DescribePod(p))
+			return errors.New(cluster.DescribePod(p))
 		}
 	}
 	for _, c := range p.Status.ContainerStatuses {
 		if c.State.Running == nil {
-			return errors.New(DescribePod(p))
+			return errors.New(cluster.DescribePod(p))
 		}
 	}
 	return nil
@@ -200,7 +150,7 @@ func PodRunning(p *corev1.Pod) error {
 // PodSucceeded is nil when the pod has run to completion.
 func PodSucceeded(p *corev1.Pod) error {
 	if p.Status.Phase != corev1.PodSucceeded {
-		return fmt.Errorf("not Succeeded: %s", DescribePod(p))
+		return fmt.Errorf("not Succeeded: %s", cluster.DescribePod(p))
 	}
 	return nil
 }
