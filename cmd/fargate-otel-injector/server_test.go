@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -34,6 +33,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/injector/webhook"
 	"github.com/fargate-otel/fargate-otel/injector/webhook/webhooktest"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/syncbuf"
 )
 
 // The server test runs a real kube-apiserver, which lives in a network
@@ -365,7 +365,7 @@ func httpBody(t *testing.T, url string) string {
 type server struct {
 	cmd    *exec.Cmd
 	exited chan error // Wait's result; whoever takes it puts it back
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 // startServer runs the injector with args, and env added to the test's
@@ -373,7 +373,7 @@ type server struct {
 // when the test failed.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	srv := &server{cmd: exec.Command(injectorBinary(t), args...), exited: make(chan error, 1), logs: &syncBuffer{}}
+	srv := &server{cmd: exec.Command(injectorBinary(t), args...), exited: make(chan error, 1), logs: &syncbuf.Buffer{}}
 	srv.cmd.Env = append(os.Environ(), env...)
 	srv.cmd.Stdout, srv.cmd.Stderr = srv.logs, srv.logs
 	if err := srv.cmd.Start(); err != nil {
@@ -434,23 +434,6 @@ func (srv *server) waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type warningCollector struct {

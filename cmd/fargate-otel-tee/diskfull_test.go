@@ -10,9 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/fargate-otel/fargate-otel/internal/syncbuf"
 )
 
 func mountTmpfs(t *testing.T, size string) string {
@@ -30,24 +31,6 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// syncBuffer is written by exec's copying goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 var lostRe = regexp.MustCompile(`^fargate-otel-tee: (\d+) log lines were lost since \S+: (.*)$`)
 
 func TestDiskFullCostsFileLinesNeverPassthrough(t *testing.T) {
@@ -63,7 +46,7 @@ func TestDiskFullCostsFileLinesNeverPassthrough(t *testing.T) {
 	args := append(identity(logs), "--max-size", "64Mi", "--")
 	cmd := exec.CommandContext(ctx, wrapperBin, append(args, helper("diskfull", "30000", stop)...)...)
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

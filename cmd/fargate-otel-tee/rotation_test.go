@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fargate-otel/fargate-otel/internal/syncbuf"
 	"github.com/fargate-otel/fargate-otel/tee/crifile"
 )
 
@@ -139,7 +140,7 @@ func TestRotationLosesNothingForAFollowingReader(t *testing.T) {
 	cmd := exec.CommandContext(ctx, wrapperBin, append(args, helper("rate", strconv.Itoa(total), strconv.Itoa(rate))...)...)
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
 	cmd.Stdout = io.Discard
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,28 +19,12 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
+	"github.com/fargate-otel/fargate-otel/internal/syncbuf"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func start(t *testing.T, maxLogs int) (*server, *grpc.ClientConn, sinkapi.Client, *syncBuffer) {
+func start(t *testing.T, maxLogs int) (*server, *grpc.ClientConn, sinkapi.Client, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s := newServer(maxLogs, out)
 	sink, err := otlpsink.Start("127.0.0.1:0", otlpsink.Options{DiscardLogs: true, OnLogs: s.addLogs})
 	if err != nil {
