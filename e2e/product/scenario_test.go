@@ -34,10 +34,14 @@ const (
 )
 
 // The Job's and the comparison pods' arguments (no command in any spec).
+// The comparison writes its two streams 100 ms apart: containerd reads
+// stdout and stderr in two goroutines, so two lines that reach it together
+// (the wrapper, stalled on a busy node, passes on at once what waited) can
+// swap in kubectl logs; with 30 ms, one run in about ten saw that swap.
 var (
 	jobLines    = 20
 	jobArgs     = []string{fmt.Sprintf("-lines=%d", jobLines), "-interval=100ms"}
-	compareArgs = []string{"-lines=8", "-interval=60ms", "-traces-every=-1"}
+	compareArgs = []string{"-lines=8", "-interval=200ms", "-traces-every=-1"}
 )
 
 // env is what the subtests share.
