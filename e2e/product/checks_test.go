@@ -446,7 +446,10 @@ func canGetNodesProxy(ctx context.Context, t *testing.T, e *env, ns, sa string) 
 // 8: the real CLI, as an administrator runs it, against the cluster.
 func testDoctorHealthy(ctx context.Context, t *testing.T, e *env) {
 	web := appPod(ctx, t, e, nsShop, "web")
-	out, err := runDoctor(ctx, e, "-n", nsShop, "--pod", web.Name)
+	// Each step gets the node proxy's own upstream limit (30s), not the
+	// default 10s: on this one busy node, a kubelet that has just started
+	// fifteen pods once took 11s to answer /stats/summary.
+	out, err := runDoctor(ctx, e, "-n", nsShop, "--pod", web.Name, "--timeout=30s")
 	if err != nil {
 		t.Fatalf("doctor: %v\n%s", err, out)
 	}
