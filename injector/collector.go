@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // The collector sidecar, its config and the credentials of its kubelet stats.
@@ -31,7 +31,7 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 		Name:            CollectorContainerName,
 		Image:           cfg.Images.Collector,
 		ImagePullPolicy: cfg.Images.PullPolicy,
-		Args:            []string{"--config=env:" + ConfigEnv},
+		Args:            []string{"--config=" + sidecarconfig.SettingsConfigURI},
 		Env: []corev1.EnvVar{
 			fieldEnv("NODE_NAME", "spec.nodeName"),
 			fieldEnv("POD_NAME", "metadata.name"),
@@ -40,8 +40,8 @@ func collectorContainer(cfg Config, resources corev1.ResourceRequirements, logs 
 			fieldEnv("POD_IP", "status.podIP"),
 			// A collector that cannot run stays up (the app is never held
 			// back) and answers the liveness probe meanwhile.
-			{Name: collectorconfig.SidecarEnvVar, Value: "true"},
-			{Name: collectorconfig.HealthEndpointEnvVar, Value: fmt.Sprintf(":%d", cfg.Collector.HealthCheckPort)},
+			{Name: sidecarconfig.SidecarEnvVar, Value: "true"},
+			{Name: sidecarconfig.HealthEndpointEnvVar, Value: fmt.Sprintf(":%d", cfg.Collector.HealthCheckPort)},
 		},
 		Resources: resources,
 		// The app is never gated on the collector. A native sidecar's
@@ -124,7 +124,7 @@ func (p *plan) preStopSeconds() int64 {
 // sleep and the rest of the shutdown, at most the collector's default.
 func (p *plan) drainTimeout() time.Duration {
 	left := time.Duration(p.grace-p.preStopSeconds())*time.Second - drainMargin
-	return max(min(collectorconfig.DefaultDrainTimeout, left), minDrain)
+	return max(min(sidecarconfig.DefaultDrainTimeout, left), minDrain)
 }
 
 // shutdownTimeout is the collector's hard stop: what the grace period
@@ -150,8 +150,8 @@ func goMemLimit(limit resource.Quantity) string {
 
 // kubeletStatsAccess adds what the collector needs to authenticate to the
 // stats endpoint, and returns the receiver settings.
-func kubeletStatsAccess(pod *corev1.Pod, cfg Config, collector *corev1.Container) collectorconfig.KubeletStats {
-	ks := collectorconfig.KubeletStats{Interval: cfg.KubeletStats.Interval.Duration}
+func kubeletStatsAccess(pod *corev1.Pod, cfg Config, collector *corev1.Container) sidecarconfig.KubeletStats {
+	ks := sidecarconfig.KubeletStats{Interval: cfg.KubeletStats.Interval.Duration}
 	switch cfg.KubeletStats.Mode {
 	case KubeletStatsOff:
 		ks.Disabled = true
@@ -281,25 +281,25 @@ func ExportersConfigMap(pod *corev1.Pod) (annotations.ConfigMapRef, bool) {
 }
 
 // collectorConfig is the typed config of the pod's collector.
-func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resource.Quantity) collectorconfig.Config {
-	cc := collectorconfig.Default()
+func (p *plan) collectorConfig(ks sidecarconfig.KubeletStats, memLimit resource.Quantity) sidecarconfig.Config {
+	cc := sidecarconfig.Default()
 	cc.ClusterName = p.cfg.ClusterName
 	cc.Signals = nil
 	if p.signals.Logs {
-		cc.Signals = append(cc.Signals, collectorconfig.Logs)
+		cc.Signals = append(cc.Signals, sidecarconfig.Logs)
 	}
 	if p.signals.Metrics {
-		cc.Signals = append(cc.Signals, collectorconfig.Metrics)
+		cc.Signals = append(cc.Signals, sidecarconfig.Metrics)
 	}
 	if p.signals.Traces {
-		cc.Signals = append(cc.Signals, collectorconfig.Traces)
+		cc.Signals = append(cc.Signals, sidecarconfig.Traces)
 	}
 	if specs := p.exporters(); len(specs) > 0 {
 		cc.Exporters = nil
 		for _, s := range specs {
-			e := collectorconfig.Exporter{ID: s.ID, Config: s.Config}
+			e := sidecarconfig.Exporter{ID: s.ID, Config: s.Config}
 			for _, sig := range s.Signals {
-				e.Signals = append(e.Signals, collectorconfig.Signal(sig))
+				e.Signals = append(e.Signals, sidecarconfig.Signal(sig))
 			}
 			cc.Exporters = append(cc.Exporters, e)
 		}
@@ -311,7 +311,7 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 	cc.DrainTimeout = p.drainTimeout()
 	// Below the collector's minimum (pod-level limits can force that), let
 	// memory_limiter use percentages of the cgroup limit instead.
-	if mib := memLimit.Value() >> 20; mib >= collectorconfig.MinMemoryLimitMiB {
+	if mib := memLimit.Value() >> 20; mib >= sidecarconfig.MinMemoryLimitMiB {
 		cc.MemoryLimitMiB = int(mib)
 	}
 	return cc
@@ -321,7 +321,7 @@ func (p *plan) collectorConfig(ks collectorconfig.KubeletStats, memLimit resourc
 // volume together (the wrappers have half of it; the rest is slack for the
 // offsets, compaction and the moment before a rotation), and at least what
 // they need to work, with a warning when that no longer fits.
-func (p *plan) sizeDiskQueues(cc *collectorconfig.Config) {
+func (p *plan) sizeDiskQueues(cc *sidecarconfig.Config) {
 	volume := p.logsVolumeSize()
 	volMiB := int(volume.Value() >> 20)
 	cc.DiskQueueMiB = volMiB / 8
@@ -336,7 +336,7 @@ func (p *plan) sizeDiskQueues(cc *collectorconfig.Config) {
 
 // CollectorConfig is the collector config Mutate would render for the pod
 // (for `fargate-otel render`); the pod may be nil (defaults only).
-func CollectorConfig(pod *corev1.Pod, cfg Config) (collectorconfig.Config, []string, error) {
+func CollectorConfig(pod *corev1.Pod, cfg Config) (sidecarconfig.Config, []string, error) {
 	if pod == nil {
 		pod = &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 	}
@@ -346,13 +346,37 @@ func CollectorConfig(pod *corev1.Pod, cfg Config) (collectorconfig.Config, []str
 		if msg == "" {
 			msg = string(skip)
 		}
-		return collectorconfig.Config{}, nil, fmt.Errorf("no collector for this pod: %s", strings.TrimPrefix(msg, "not injected: "))
+		return sidecarconfig.Config{}, nil, fmt.Errorf("no collector for this pod: %s", strings.TrimPrefix(msg, "not injected: "))
 	}
 	var scratch corev1.Container
-	ks := collectorconfig.KubeletStats{Disabled: true}
+	ks := sidecarconfig.KubeletStats{Disabled: true}
 	if p.signals.Metrics {
 		ks = kubeletStatsAccess(pod.DeepCopy(), p.cfg, &scratch)
 	}
 	cc := p.collectorConfig(ks, cfg.Collector.Resources.Limits[corev1.ResourceMemory])
 	return cc, p.warnings, nil
+}
+
+// CollectorConfigOf is the collector config an injected pod's sidecar runs
+// at start: the YAML its settings (FARGATE_OTEL_SETTINGS) render.
+func CollectorConfigOf(pod *corev1.Pod) ([]byte, error) {
+	if pod == nil {
+		return nil, fmt.Errorf("no pod")
+	}
+	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		if c.Name != CollectorContainerName {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == sidecarconfig.SettingsEnvVar {
+				cc, err := sidecarconfig.Decode([]byte(e.Value))
+				if err != nil {
+					return nil, fmt.Errorf("the %s of container %s: %w", e.Name, c.Name, err)
+				}
+				return sidecarconfig.Render(cc)
+			}
+		}
+		return nil, fmt.Errorf("container %s has no %s env var", c.Name, sidecarconfig.SettingsEnvVar)
+	}
+	return nil, fmt.Errorf("the pod has no %s container: it was not injected", CollectorContainerName)
 }

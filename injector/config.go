@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/internal/version"
 )
 
@@ -366,8 +366,8 @@ func (c Config) Validate() error {
 	}
 	if lim, ok := c.Collector.Resources.Limits[corev1.ResourceMemory]; !ok {
 		bad("collector.resources.limits.memory is required (GOMEMLIMIT and memory_limiter are sized from it)")
-	} else if lim.Value() < collectorconfig.MinMemoryLimitMiB<<20 {
-		bad("collector.resources.limits.memory %s is below the %dMi the collector needs", lim.String(), collectorconfig.MinMemoryLimitMiB)
+	} else if lim.Value() < sidecarconfig.MinMemoryLimitMiB<<20 {
+		bad("collector.resources.limits.memory %s is below the %dMi the collector needs", lim.String(), sidecarconfig.MinMemoryLimitMiB)
 	}
 	for name, req := range c.Collector.Resources.Requests {
 		if lim, ok := c.Collector.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {

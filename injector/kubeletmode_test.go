@@ -86,7 +86,7 @@ func TestKubeletStatsModePerNamespace(t *testing.T) {
 			if err := json.Unmarshal([]byte(res.Pod.Annotations[annotations.Status]), &st); err != nil || KubeletStatsMode(st.KubeletStats) != tt.want {
 				t.Errorf("status annotation %q, want kubeletStats %s", res.Pod.Annotations[annotations.Status], tt.want)
 			}
-			conf := envValue(collectorOf(t, res.Pod), ConfigEnv)
+			conf := collectorYAML(t, res.Pod)
 			switch {
 			case tt.endpoint == "" && strings.Contains(conf, "kubelet_stats"):
 				t.Errorf("kubelet stats are off, yet the collector config has kubelet_stats")
@@ -176,4 +176,14 @@ func envValue(c *corev1.Container, name string) string {
 		}
 	}
 	return ""
+}
+
+// collectorYAML is the collector config an injected pod starts with.
+func collectorYAML(t *testing.T, pod *corev1.Pod) string {
+	t.Helper()
+	out, err := CollectorConfigOf(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }

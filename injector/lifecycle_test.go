@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // TestTheAppIsNotGatedOnTheCollector: a native sidecar's startup probe holds
@@ -114,7 +114,7 @@ func TestCollectorShutdownDelay(t *testing.T) {
 				t.Fatalf("want only a preStop sleep of %ds, got %+v", tt.sleep, lc)
 			}
 			want := fmt.Sprintf("drain:\n    timeout: %s\n", tt.drain)
-			if got := envValue(c, ConfigEnv); !strings.Contains(got, want) {
+			if got := collectorYAML(t, res.Pod); !strings.Contains(got, want) {
 				t.Errorf("want the collector config to have %q:\n%s", want, got)
 			}
 			if got := envValue(c, ShutdownTimeoutEnv); got != tt.hardStop {
@@ -137,11 +137,11 @@ func TestTheCollectorStaysUpInItsPod(t *testing.T) {
 			t.Fatalf("native=%v: not injected: %v", native, res.Warnings)
 		}
 		c := collectorOf(t, res.Pod)
-		if got := envValue(c, collectorconfig.SidecarEnvVar); got != "true" {
-			t.Errorf("native=%v: %s=%q, want true", native, collectorconfig.SidecarEnvVar, got)
+		if got := envValue(c, sidecarconfig.SidecarEnvVar); got != "true" {
+			t.Errorf("native=%v: %s=%q, want true", native, sidecarconfig.SidecarEnvVar, got)
 		}
-		if got := envValue(c, collectorconfig.HealthEndpointEnvVar); got != ":13999" {
-			t.Errorf("native=%v: %s=%q, want :13999 (the liveness probe's port)", native, collectorconfig.HealthEndpointEnvVar, got)
+		if got := envValue(c, sidecarconfig.HealthEndpointEnvVar); got != ":13999" {
+			t.Errorf("native=%v: %s=%q, want :13999 (the liveness probe's port)", native, sidecarconfig.HealthEndpointEnvVar, got)
 		}
 		if c.LivenessProbe.HTTPGet.Port.IntVal != 13999 {
 			t.Errorf("native=%v: the liveness probe is on port %d", native, c.LivenessProbe.HTTPGet.Port.IntVal)

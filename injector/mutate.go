@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // Mutate injects fargate-otel into a copy of pod: see DESIGN.md, "What a
@@ -60,8 +60,8 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 	}
 	for _, s := range []struct {
 		on   bool
-		name collectorconfig.Signal
-	}{{p.signals.Logs, collectorconfig.Logs}, {p.signals.Metrics, collectorconfig.Metrics}, {p.signals.Traces, collectorconfig.Traces}} {
+		name sidecarconfig.Signal
+	}{{p.signals.Logs, sidecarconfig.Logs}, {p.signals.Metrics, sidecarconfig.Metrics}, {p.signals.Traces, sidecarconfig.Traces}} {
 		if s.on {
 			status.Signals = append(status.Signals, string(s.name))
 		}
@@ -122,7 +122,7 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 	native := cfg.NativeSidecars
 	collector := collectorContainer(cfg, corev1.ResourceRequirements{}, p.signals.Logs, native)
 	collector.Lifecycle = preStopSleep(p.preStopSeconds())
-	ks := collectorconfig.KubeletStats{Disabled: true}
+	ks := sidecarconfig.KubeletStats{Disabled: true}
 	if p.signals.Metrics {
 		ks = kubeletStatsAccess(pod, cfg, &collector)
 	}
@@ -156,7 +156,7 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 			err, limitRangeNames(p.cfg.Namespace.LimitRanges), annotations.Inject, annotations.Disabled)
 	}
 	p.recordFargateSize(pod, sz)
-	if err := p.setCollectorConfig(cp, ks); err != nil {
+	if err := p.setCollectorConfig(cp, ks, status); err != nil {
 		return nil, SkipConfigError, "not injected: " + err.Error()
 	}
 
@@ -186,13 +186,14 @@ func (p *plan) collectorInPod(pod *corev1.Pod, native bool) *corev1.Container {
 	panic("collector container not placed")
 }
 
-// setCollectorConfig renders the collector config into the container's env,
-// with GOMEMLIMIT from its memory limit. Exporters a pod chose that do not
-// render fall back to the cluster's.
-func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.KubeletStats) error {
+// setCollectorConfig puts the collector's settings into the container's
+// env, with GOMEMLIMIT from its memory limit, and the hash of the config
+// they render into the status. Exporters a pod chose that do not render
+// fall back to the cluster's.
+func (p *plan) setCollectorConfig(c *corev1.Container, ks sidecarconfig.KubeletStats, status *Status) error {
 	limit := memoryLimit(c)
-	if limit.Value() > 0 && limit.Value() < collectorconfig.MinMemoryLimitMiB<<20 {
-		p.warnf("the collector's memory limit %s is below the %dMi it needs; it may be killed", limit.String(), collectorconfig.MinMemoryLimitMiB)
+	if limit.Value() > 0 && limit.Value() < sidecarconfig.MinMemoryLimitMiB<<20 {
+		p.warnf("the collector's memory limit %s is below the %dMi it needs; it may be killed", limit.String(), sidecarconfig.MinMemoryLimitMiB)
 	}
 	cc := p.collectorConfig(ks, limit)
 	rendered, err := render(cc)
@@ -210,7 +211,8 @@ func (p *plan) setCollectorConfig(c *corev1.Container, ks collectorconfig.Kubele
 	}
 	c.Env = append(c.Env,
 		corev1.EnvVar{Name: ShutdownTimeoutEnv, Value: p.shutdownTimeout().String()},
-		corev1.EnvVar{Name: ConfigEnv, Value: rendered})
+		corev1.EnvVar{Name: sidecarconfig.SettingsEnvVar, Value: rendered.settings})
+	status.ConfigHash = rendered.hash
 	return nil
 }
 

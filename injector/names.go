@@ -30,8 +30,6 @@ const (
 	// folders are <namespace>_<pod>_<uid>).
 	StateSubPath = ".fargate-otel-state"
 
-	// ConfigEnv carries the rendered collector config.
-	ConfigEnv = "FARGATE_OTEL_CONFIG"
 	// ShutdownTimeoutEnv is the collector's hard stop: from SIGTERM it exits
 	// within this Go duration whatever a component's shutdown waits for.
 	ShutdownTimeoutEnv = "FARGATE_OTEL_SHUTDOWN_TIMEOUT"

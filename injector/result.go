@@ -52,4 +52,8 @@ type Status struct {
 	Signals []string `json:"signals"`
 	// KubeletStats is the kubelet stats mode (proxy, direct, off).
 	KubeletStats string `json:"kubeletStats"`
+	// ConfigHash names the collector config the pod starts with
+	// (sidecarconfig.Hash of the YAML its settings render); the fleet
+	// reports the hash of what each collector runs now.
+	ConfigHash string `json:"configHash,omitempty"`
 }

@@ -1,21 +1,22 @@
 # The collector distribution (cmd/fargate-otel-collector, its own go.mod).
 #
 # The binary is cached under .cache/collector/<hash>/ where the hash covers
-# the ocb manifest, go.mod, go.sum, the Go sources (internal/ included) and
-# the Go version: an unchanged distribution is never rebuilt (a cold build
-# takes minutes).
+# the ocb manifest, go.mod, go.sum, the Go sources (internal/ included), the
+# sidecarconfig module it renders pod settings with, and the Go version: an
+# unchanged distribution is never rebuilt (a cold build takes minutes).
 
 COLLECTOR_DIR := $(ROOT)/cmd/fargate-otel-collector
 OCB_VERSION := v0.159.0
 OCB := $(TOOLS_BIN)/builder-$(OCB_VERSION)
-COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
+SIDECARCONFIG_DIR := $(ROOT)/sidecarconfig
+COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . $(SIDECARCONFIG_DIR) -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(SIDECARCONFIG_DIR)/go.mod; $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
 COLLECTOR_CACHED := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
 
 # Tests (root module and the collector's own) find the binary here; a test
 # run without it builds it with `make collector`.
 export FARGATE_OTEL_COLLECTOR_BIN := $(COLLECTOR_CACHED)
 
-EXTRA_MODULES += cmd/fargate-otel-collector
+EXTRA_MODULES += cmd/fargate-otel-collector sidecarconfig
 TEST_GO_PREREQS += collector
 TEST_TARGETS += test-collector
 BENCH_TARGETS += bench-collector
@@ -49,8 +50,9 @@ collector-generate: $(OCB) ## regenerate the collector's sources from cmd/fargat
 	cd $(COLLECTOR_DIR) && $(GO) mod tidy && gofmt -w *.go
 
 .PHONY: test-collector
-test-collector: collector ## the collector module's own tests
+test-collector: collector ## the collector module's own tests, and sidecarconfig's (the settings it renders)
 	cd $(COLLECTOR_DIR) && $(GO) test -count=1 ./...
+	cd $(SIDECARCONFIG_DIR) && $(GO) test -count=1 ./...
 
 .PHONY: bench-collector
 bench-collector: collector ## collector budgets: size, idle RSS, exactly-once line rate, latency

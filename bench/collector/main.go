@@ -35,7 +35,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
@@ -190,18 +190,18 @@ func newPod(onLogs func(plog.Logs, time.Time)) (*pod, error) {
 	p.kubelet = httptest.NewTLSServer(mux)
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.kubelet.Certificate().Raw})
 
-	cfg := collectorconfig.Default()
+	cfg := sidecarconfig.Default()
 	cfg.ClusterName = "bench"
 	cfg.MemoryLimitMiB = memoryLimitMiB
-	cfg.Exporters = []collectorconfig.Exporter{collectorconfig.GatewayExporter(p.sink.Addr())}
+	cfg.Exporters = []sidecarconfig.Exporter{sidecarconfig.GatewayExporter(p.sink.Addr())}
 	cfg.LogInclude = []string{p.pods + "/*/*/*.log", p.pods + "/*/*/*.log.*"}
 	cfg.LogExclude = []string{p.pods + "/*/*/*.gz", p.pods + "/.*/**"}
 	cfg.StorageDir = filepath.Join(p.pods, ".fargate-otel-state")
 	cfg.KubeletStats.Endpoint = p.kubelet.URL + "/api/v1/nodes/${env:NODE_NAME}/proxy"
 	cfg.KubeletStats.Interval = 10 * time.Second
-	cfg.OTLP = collectorconfig.OTLP{GRPCEndpoint: freeAddr(), HTTPEndpoint: freeAddr()}
+	cfg.OTLP = sidecarconfig.OTLP{GRPCEndpoint: freeAddr(), HTTPEndpoint: freeAddr()}
 	cfg.HealthCheckEndpoint = freeAddr()
-	if p.config, err = collectorconfig.Render(cfg); err != nil {
+	if p.config, err = sidecarconfig.Render(cfg); err != nil {
 		return nil, err
 	}
 	p.health = "http://" + cfg.HealthCheckEndpoint + "/"

@@ -8,7 +8,10 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/settingsprovider"
 )
 
 // run replaces ocb's main_others.go (`make collector-generate` removes the
@@ -19,6 +22,7 @@ import (
 // such as validate keep their exit status.
 func run(set otelcol.CollectorSettings) error {
 	set.Factories = withDistribution(set.Factories)
+	withSettingsProvider(&set, settingsprovider.Options{})
 	sidecar, _ := strconv.ParseBool(os.Getenv(sidecarEnv))
 	// In a sidecar, SIGTERM is the supervisor's alone: it cancels the
 	// collector's context, and the collector then shuts down with a fresh
@@ -61,4 +65,16 @@ func run(set otelcol.CollectorSettings) error {
 		return nil
 	}
 	return err
+}
+
+// withSettingsProvider adds the `fargate` config provider: a pod's sidecar
+// runs with --config=fargate:env:FARGATE_OTEL_SETTINGS.
+func withSettingsProvider(set *otelcol.CollectorSettings, opts settingsprovider.Options) {
+	f := settingsprovider.NewFactory(opts)
+	rs := &set.ConfigProviderSettings.ResolverSettings
+	rs.ProviderFactories = append(rs.ProviderFactories, f)
+	if set.ProviderModules == nil {
+		set.ProviderModules = map[string]string{}
+	}
+	set.ProviderModules[f.Create(confmap.ProviderSettings{}).Scheme()] = "github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/settingsprovider (this distribution)"
 }

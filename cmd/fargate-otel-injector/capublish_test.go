@@ -202,17 +202,11 @@ func expectProxyMode(t *testing.T, pod *corev1.Pod, warnings string) {
 	if audience != "fargate-otel-nodeproxy" || configMap != rbac.CAConfigMap {
 		t.Errorf("token volume: audience %q, ConfigMap %q", audience, configMap)
 	}
-	var config string
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		if c.Name != injector.CollectorContainerName {
-			continue
-		}
-		for _, e := range c.Env {
-			if e.Name == injector.ConfigEnv {
-				config = e.Value
-			}
-		}
+	rendered, err := injector.CollectorConfigOf(pod)
+	if err != nil {
+		t.Fatal(err)
 	}
+	config := string(rendered)
 	if !strings.Contains(config, "kubelet_stats") || !strings.Contains(config, "https://fargate-otel-nodeproxy.fargate-otel.svc/api/v1/nodes/${env:NODE_NAME}/proxy") {
 		t.Errorf("the collector's config does not read kubelet stats through the node proxy:\n%s", config)
 	}

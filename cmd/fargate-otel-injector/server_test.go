@@ -149,12 +149,11 @@ func TestServerInCluster(t *testing.T) {
 	if n := len(app.Command); n < 3 || app.Command[0] != injector.TeePath || app.Command[n-2] != "/usr/bin/app" || app.Command[n-1] != "--serve" {
 		t.Fatalf("app command %q: want the wrapper in front of the image's ENTRYPOINT and CMD", app.Command)
 	}
-	var collectorConfig string
-	for _, e := range sidecar.Env {
-		if e.Name == injector.ConfigEnv {
-			collectorConfig = e.Value
-		}
+	rendered, err := injector.CollectorConfigOf(created)
+	if err != nil {
+		t.Fatal(err)
 	}
+	collectorConfig := string(rendered)
 	if !strings.Contains(collectorConfig, "otlp_http/vendor") || !strings.Contains(collectorConfig, "test-cluster") {
 		t.Errorf("collector config lacks the pod's exporter or the cluster name:\n%s", collectorConfig)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fargate-otel/fargate-otel/injector"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // configFlags are the injector settings both inject and render take: a
@@ -57,7 +57,7 @@ func (f *configFlags) config(fs *pflag.FlagSet) (injector.Config, error) {
 		cfg.KubeletStats.NodeProxy.Namespace = f.nodeProxyNS
 	}
 	if f.exporter != "" {
-		e := collectorconfig.GatewayExporter(f.exporter)
+		e := sidecarconfig.GatewayExporter(f.exporter)
 		cfg.Exporters = []injector.ExporterSpec{{ID: e.ID, Config: e.Config}}
 	}
 	if fs.Changed("signals") {

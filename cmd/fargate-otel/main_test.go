@@ -270,7 +270,7 @@ func TestInjectWithConfigFile(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	for _, want := range []string{"image: registry.example.com/fargate-otel/tee:v1", "image: registry.example.com/fargate-otel/collector:v1",
-		"https://nodeproxy.observability.svc:8443/api/v1/nodes/${env:NODE_NAME}/proxy", "value: from-config-file", "--max-size=2Mi"} {
+		"https://nodeproxy.observability.svc:8443/api/v1/nodes/${env:NODE_NAME}/proxy", `"clusterName":"from-config-file"`, "--max-size=2Mi"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}

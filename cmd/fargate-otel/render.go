@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/manifest"
 )
 
@@ -23,7 +23,7 @@ func newRenderCommand() *cobra.Command {
 		Use:   "render [-f FILE|-]",
 		Short: "Print the collector config the injector gives a pod",
 		Long: `Prints the OpenTelemetry Collector config that the sidecar of an injected pod
-runs (its FARGATE_OTEL_CONFIG), for the settings given by --config and the
+runs (what its FARGATE_OTEL_SETTINGS render), for the settings given by --config and the
 flags. With -f, one config per workload of the manifests, taking each pod's
 fargate-otel.io/ annotations (signals, exporters ConfigMap in the same input)
 into account.`,
@@ -84,7 +84,7 @@ func renderOne(stdout, stderr io.Writer, pod *corev1.Pod, cfg injector.Config, h
 	for _, w := range warnings {
 		_, _ = fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	out, err := collectorconfig.Render(cc)
+	out, err := sidecarconfig.Render(cc)
 	if err != nil {
 		return err
 	}

@@ -328,17 +328,11 @@ func wrappedArgv(p *corev1.Pod, container string) ([]string, bool) {
 	return nil, false
 }
 
-// collectorConfig is the rendered collector config of an injected pod.
+// collectorConfig is the collector config an injected pod starts with.
 func collectorConfig(p *corev1.Pod) string {
-	for _, c := range p.Spec.InitContainers {
-		if c.Name != injector.CollectorContainerName {
-			continue
-		}
-		for _, env := range c.Env {
-			if env.Name == injector.ConfigEnv {
-				return env.Value
-			}
-		}
+	out, err := injector.CollectorConfigOf(p)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return string(out)
 }

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
@@ -97,7 +97,7 @@ type fixture struct {
 	state         string // the collector's state: pods/.fargate-otel-state
 	sink          *otlpsink.Sink
 	kubelet       *kubelet
-	cfg           collectorconfig.Config
+	cfg           sidecarconfig.Config
 	config        []byte
 	health        string
 	env           []string
@@ -111,7 +111,7 @@ type kubelet struct {
 	caPEM    []byte
 }
 
-func newFixture(t *testing.T, modify func(*collectorconfig.Config)) *fixture {
+func newFixture(t *testing.T, modify func(*sidecarconfig.Config)) *fixture {
 	t.Helper()
 	body, p, n := statsSummary(t)
 	f := &fixture{t: t, pod: p, podsInSummary: n}
@@ -131,22 +131,22 @@ func newFixture(t *testing.T, modify func(*collectorconfig.Config)) *fixture {
 
 	f.kubelet = startKubelet(t, p.node, body)
 
-	cfg := collectorconfig.Default()
+	cfg := sidecarconfig.Default()
 	cfg.ClusterName = clusterName
 	cfg.MemoryLimitMiB = 256
-	cfg.Exporters = []collectorconfig.Exporter{collectorconfig.GatewayExporter(sink.Addr())}
+	cfg.Exporters = []sidecarconfig.Exporter{sidecarconfig.GatewayExporter(sink.Addr())}
 	cfg.LogInclude = []string{f.pods + "/*/*/*.log", f.pods + "/*/*/*.log.*"}
 	cfg.LogExclude = []string{f.pods + "/*/*/*.gz", f.pods + "/.*/**"}
 	cfg.StorageDir = f.state
 	cfg.KubeletStats.Endpoint = f.kubelet.srv.URL + "/api/v1/nodes/${env:NODE_NAME}/proxy"
 	cfg.KubeletStats.Interval = time.Second
-	cfg.OTLP = collectorconfig.OTLP{GRPCEndpoint: freeAddr(t), HTTPEndpoint: freeAddr(t)}
+	cfg.OTLP = sidecarconfig.OTLP{GRPCEndpoint: freeAddr(t), HTTPEndpoint: freeAddr(t)}
 	cfg.HealthCheckEndpoint = freeAddr(t)
 	if modify != nil {
 		modify(&cfg)
 	}
 	f.cfg = cfg
-	f.config, err = collectorconfig.Render(cfg)
+	f.config, err = sidecarconfig.Render(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector"
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 )
 
@@ -58,7 +58,7 @@ func preStopSleep(t *testing.T) time.Duration {
 // so do a span and a metric sent over OTLP just before the stop (they pass
 // through the batch processor).
 func TestTheLastLinesOfAnEndingPodArrive(t *testing.T) {
-	f := newFixture(t, func(c *collectorconfig.Config) { c.KubeletStats.Disabled = true })
+	f := newFixture(t, func(c *sidecarconfig.Config) { c.KubeletStats.Disabled = true })
 	const lines = 20000 // per stream
 	collector := f.startCollector()
 	a := startApp(t, f, lines, 0, "10Mi")
@@ -93,8 +93,8 @@ func TestTheLastLinesOfAnEndingPodArrive(t *testing.T) {
 // period rather than hanging until the kubelet kills it.
 func TestADownGatewayDoesNotHoldTheShutdown(t *testing.T) {
 	const drain = 3 * time.Second
-	f := newFixture(t, func(c *collectorconfig.Config) {
-		c.Signals = []collectorconfig.Signal{collectorconfig.Logs}
+	f := newFixture(t, func(c *sidecarconfig.Config) {
+		c.Signals = []sidecarconfig.Signal{sidecarconfig.Logs}
 		c.DrainTimeout = drain
 	})
 	collector := f.startCollector()
@@ -174,9 +174,9 @@ func stateBytes(t *testing.T, dir string) int64 {
 // wrapper's budget bounds), and once the gateway is back every line
 // arrives exactly once.
 func TestAGatewayOutageCannotFillTheLogsVolume(t *testing.T) {
-	const queueMiB = collectorconfig.MinDiskQueueMiB
-	f := newFixture(t, func(c *collectorconfig.Config) {
-		c.Signals = []collectorconfig.Signal{collectorconfig.Logs}
+	const queueMiB = sidecarconfig.MinDiskQueueMiB
+	f := newFixture(t, func(c *sidecarconfig.Config) {
+		c.Signals = []sidecarconfig.Signal{sidecarconfig.Logs}
 		c.DiskQueueMiB = queueMiB
 	})
 	f.sink.FailWith(status.Error(codes.Unavailable, "the gateway is down"))

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 )
 
@@ -34,8 +34,8 @@ import (
 func (f *fixture) startSidecar() *collectortest.Process {
 	f.t.Helper()
 	env := append(append([]string(nil), f.env...),
-		collectorconfig.SidecarEnvVar+"=true",
-		collectorconfig.HealthEndpointEnvVar+"="+f.cfg.HealthCheckEndpoint)
+		sidecarconfig.SidecarEnvVar+"=true",
+		sidecarconfig.HealthEndpointEnvVar+"="+f.cfg.HealthCheckEndpoint)
 	return collectortest.Start(f.t, collectortest.Options{Config: f.config, Env: env, RunFiles: f.runFiles})
 }
 
@@ -89,10 +89,10 @@ const couldNotRun = "The collector could not run. This process stays up"
 // answers the liveness probe, and exits 0 on SIGTERM; without the sidecar
 // mode the same binary exits non-zero, and `validate` still fails in it.
 func TestASidecarWithABadExporterSettingStaysUp(t *testing.T) {
-	f := newFixture(t, func(c *collectorconfig.Config) {
-		gw := collectorconfig.GatewayExporter("otel-gateway.example:4317")
+	f := newFixture(t, func(c *sidecarconfig.Config) {
+		gw := sidecarconfig.GatewayExporter("otel-gateway.example:4317")
 		gw.Config["compression"] = "brotli"
-		c.Exporters = []collectorconfig.Exporter{gw}
+		c.Exporters = []sidecarconfig.Exporter{gw}
 		c.KubeletStats.Disabled = true
 	})
 
@@ -103,7 +103,7 @@ func TestASidecarWithABadExporterSettingStaysUp(t *testing.T) {
 		t.Fatalf("without the sidecar mode the collector should exit with an error about brotli; got %v:\n%s", err, collectortest.Tail(string(out), 10))
 	}
 	// validate keeps failing in a sidecar's environment.
-	env := append(append([]string(nil), f.env...), collectorconfig.SidecarEnvVar+"=true")
+	env := append(append([]string(nil), f.env...), sidecarconfig.SidecarEnvVar+"=true")
 	if err := collectortest.Validate(t, f.config, env, f.runFiles); err == nil {
 		t.Fatal("validate accepted the broken exporter in sidecar mode")
 	}
@@ -123,7 +123,7 @@ func TestASidecarWithABadExporterSettingStaysUp(t *testing.T) {
 // and what to do, and starts the collector on a later attempt once the
 // port is free (no restart of the container), which then works.
 func TestASidecarWhosePortIsTakenStartsOnceItIsFree(t *testing.T) {
-	f := newFixture(t, func(c *collectorconfig.Config) { c.KubeletStats.Disabled = true })
+	f := newFixture(t, func(c *sidecarconfig.Config) { c.KubeletStats.Disabled = true })
 	app, err := net.Listen("tcp", f.cfg.OTLP.GRPCEndpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +149,8 @@ func TestASidecarWhosePortIsTakenStartsOnceItIsFree(t *testing.T) {
 // stats then arrive.
 func TestASidecarWaitsForAMissingCAFile(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "nodeproxy", "ca.crt")
-	f := newFixture(t, func(c *collectorconfig.Config) {
-		c.Signals = []collectorconfig.Signal{collectorconfig.Metrics}
+	f := newFixture(t, func(c *sidecarconfig.Config) {
+		c.Signals = []sidecarconfig.Signal{sidecarconfig.Metrics}
 		c.KubeletStats.CAFile = caFile
 	})
 	p := f.startSidecar()

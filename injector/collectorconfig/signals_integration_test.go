@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
 )
@@ -48,7 +48,7 @@ func checkResource(t *testing.T, what string, got, want map[string]any) {
 // OTLP/gRPC and a log over OTLP/HTTP, as an app in the pod sends them, arrive
 // with the pod's resource attributes and keep the app's own.
 func TestOTLPFromTheAppGetsThePodsIdentity(t *testing.T) {
-	f := newFixture(t, func(c *collectorconfig.Config) { c.KubeletStats.Disabled = true })
+	f := newFixture(t, func(c *sidecarconfig.Config) { c.KubeletStats.Disabled = true })
 	f.startCollector()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -162,8 +162,8 @@ func TestKubeletStatsThroughNodesProxy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const caFile = "/run/fargate-otel/nodeproxy/ca.crt"
-			f := newFixture(t, func(c *collectorconfig.Config) {
-				c.Signals = []collectorconfig.Signal{collectorconfig.Metrics}
+			f := newFixture(t, func(c *sidecarconfig.Config) {
+				c.Signals = []sidecarconfig.Signal{sidecarconfig.Metrics}
 				if tc.ownCAFile {
 					c.KubeletStats.CAFile = caFile
 				}

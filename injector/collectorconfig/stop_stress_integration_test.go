@@ -20,7 +20,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/fargate-otel/fargate-otel/injector/collectorconfig"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
 )
@@ -197,10 +197,10 @@ func newStressPod(t *testing.T, sink, kubelet string) *stressPod {
 	if sink == "down" {
 		s.FailWith(status.Error(codes.Unavailable, "the gateway is down"))
 	}
-	f := newFixture(t, func(c *collectorconfig.Config) {
+	f := newFixture(t, func(c *sidecarconfig.Config) {
 		c.KubeletStats.Endpoint = k.srv.URL + "/api/v1/nodes/${env:NODE_NAME}/proxy"
 		c.DrainTimeout = stressDrain
-		c.Exporters = []collectorconfig.Exporter{collectorconfig.GatewayExporter(s.Addr())}
+		c.Exporters = []sidecarconfig.Exporter{sidecarconfig.GatewayExporter(s.Addr())}
 	})
 	f.sink = s
 	f.runFiles = collectortest.ServiceAccount(testToken, k.caPEM)
@@ -243,8 +243,8 @@ func startStressKubelet(t *testing.T, mode string) *stressKubelet {
 
 func (f *fixture) sidecarEnv() []string {
 	return append(append([]string(nil), f.env...), "GOTRACEBACK=all",
-		collectorconfig.SidecarEnvVar+"=true",
-		collectorconfig.HealthEndpointEnvVar+"="+f.cfg.HealthCheckEndpoint)
+		sidecarconfig.SidecarEnvVar+"=true",
+		sidecarconfig.HealthEndpointEnvVar+"="+f.cfg.HealthCheckEndpoint)
 }
 
 func (f *fixture) startSidecarHealthy() *collectortest.Process {

@@ -277,12 +277,19 @@ exec "$@"`
 // config.
 func Validate(t testing.TB, config []byte, env []string, runFiles map[string][]byte) error {
 	t.Helper()
-	args, nsEnv, err := inRunNamespace(t.TempDir(), runFiles, []string{Binary(t), "validate", "--config=env:FARGATE_OTEL_CONFIG"})
+	return ValidateArgs(t, []string{"--config=env:FARGATE_OTEL_CONFIG"}, append(env, "FARGATE_OTEL_CONFIG="+string(config)), runFiles)
+}
+
+// ValidateArgs runs the binary's `validate` with a container's args (its
+// --config flags) and env, as Validate does.
+func ValidateArgs(t testing.TB, containerArgs, env []string, runFiles map[string][]byte) error {
+	t.Helper()
+	args, nsEnv, err := inRunNamespace(t.TempDir(), runFiles, append([]string{Binary(t), "validate"}, containerArgs...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(append(append(os.Environ(), env...), nsEnv...), "FARGATE_OTEL_CONFIG="+string(config))
+	cmd.Env = append(append(os.Environ(), env...), nsEnv...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))

@@ -1,4 +1,4 @@
-package collectorconfig
+package sidecarconfig
 
 import (
 	"fmt"

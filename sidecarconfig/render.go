@@ -1,4 +1,4 @@
-package collectorconfig
+package sidecarconfig
 
 import (
 	"bytes"
@@ -100,7 +100,7 @@ func Render(cfg Config) ([]byte, error) {
 	}
 
 	var buf bytes.Buffer
-	buf.WriteString("# fargate-otel collector config, rendered by injector/collectorconfig.\n")
+	buf.WriteString("# fargate-otel collector config, rendered by sidecarconfig.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(doc); err != nil {

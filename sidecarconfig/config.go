@@ -1,15 +1,21 @@
-// Package collectorconfig renders the configuration of the fargate-otel
-// collector sidecar from a typed Config. The injector puts the result into the
-// sidecar's FARGATE_OTEL_CONFIG env var; `fargate-otel render` prints it.
+// Package sidecarconfig is the fargate-otel collector sidecar's
+// configuration: a typed Config, its compact JSON form (Encode, Decode: the
+// settings the injector puts into the sidecar's FARGATE_OTEL_SETTINGS env
+// var) and the collector YAML rendered from it (Render: what the collector
+// distribution's `fargate` config provider runs, and what `fargate-otel
+// render` prints). It is its own small Go module so that the injector, the
+// fleet server and the collector distribution (which has a go.mod of its
+// own) all use this one implementation.
 //
-//	cfg := collectorconfig.Default()
+//	cfg := sidecarconfig.Default()
 //	cfg.ClusterName = "prod"
-//	yaml, err := collectorconfig.Render(cfg)
+//	settings, err := sidecarconfig.Encode(cfg) // {"clusterName":"prod"}
+//	yaml, err := sidecarconfig.Render(cfg)
 //
 // The rendered config reads the pod's identity from the env vars NODE_NAME,
 // POD_NAME, POD_NAMESPACE and POD_UID (Downward API), which the sidecar must
 // have: the collector refuses to start when one is unset.
-package collectorconfig
+package sidecarconfig
 
 import "time"
 
@@ -27,8 +33,9 @@ var AllSignals = []Signal{Logs, Metrics, Traces}
 
 // Product defaults. The injector and the Helm chart start from these.
 const (
-	// ConfigEnvVar is the sidecar env var that carries the rendered config;
-	// the sidecar runs with --config=env:FARGATE_OTEL_CONFIG.
+	// ConfigEnvVar is where a collector config in YAML may be given
+	// instead of settings (--config=env:FARGATE_OTEL_CONFIG); injected
+	// sidecars carry settings (SettingsEnvVar).
 	ConfigEnvVar = "FARGATE_OTEL_CONFIG"
 
 	// DefaultKubeletStatsEndpoint reads the node's kubelet through the API
@@ -107,77 +114,77 @@ var DefaultLogExclude = []string{
 type Config struct {
 	// ClusterName becomes the k8s.cluster.name resource attribute; empty
 	// leaves the attribute out.
-	ClusterName string
+	ClusterName string `json:"clusterName"`
 	// Signals lists the pipelines to render; a disabled signal has no
 	// pipeline and its receivers are left out.
-	Signals []Signal
+	Signals []Signal `json:"signals"`
 	// Exporters receive every enabled signal unless the exporter lists its own.
-	Exporters []Exporter
+	Exporters []Exporter `json:"exporters"`
 
 	// LogInclude are the file_log include globs (the kubelet layout).
-	LogInclude []string
+	LogInclude []string `json:"logInclude"`
 	// LogExclude are file_log exclude globs.
-	LogExclude []string
+	LogExclude []string `json:"logExclude"`
 	// StorageDir is where file_storage keeps file_log offsets; it lives on the
 	// logs volume so that a collector restart resumes where it stopped.
-	StorageDir string
+	StorageDir string `json:"storageDir"`
 
 	// KubeletStats configures the kubelet_stats receiver.
-	KubeletStats KubeletStats
+	KubeletStats KubeletStats `json:"kubeletStats"`
 
 	// OTLP is where the otlp receiver listens for the pod's apps.
-	OTLP OTLP
+	OTLP OTLP `json:"otlp"`
 
 	// HealthCheckEndpoint is where the health_check extension listens
 	// (probes of the sidecar use it).
-	HealthCheckEndpoint string
+	HealthCheckEndpoint string `json:"healthCheckEndpoint"`
 	// MemoryLimitMiB is the sidecar's memory limit; memory_limiter is sized
 	// from it. 0 means no limit known (memory_limiter then uses percentages
 	// of the cgroup's limit).
-	MemoryLimitMiB int
+	MemoryLimitMiB int `json:"memoryLimitMiB"`
 	// DiskQueueMiB is what the exporters' sending queues kept on disk
 	// (sending_queue.storage: file_storage, on the logs volume) may hold
 	// together; each gets an equal share, in bytes (see queue.go).
-	DiskQueueMiB int
+	DiskQueueMiB int `json:"diskQueueMiB"`
 	// DrainTimeout is the longest a stopping collector waits, before its
 	// pipelines shut down, for file_log to read every file to its end and
 	// for the queues on disk to be sent (the drain extension); 0 leaves the
 	// drain out. Keep it below the pod's grace period.
-	DrainTimeout time.Duration
+	DrainTimeout time.Duration `json:"drainTimeout"`
 }
 
 // KubeletStats is where and how the kubelet_stats receiver reads /stats/summary.
 type KubeletStats struct {
 	// Disabled leaves kubelet_stats out of the metrics pipeline (OTLP metrics
 	// still flow).
-	Disabled bool
+	Disabled bool `json:"disabled"`
 	// Endpoint is the base URL that /stats/summary is joined to, e.g.
 	// https://kubernetes.default.svc/api/v1/nodes/${env:NODE_NAME}/proxy
-	Endpoint string
+	Endpoint string `json:"endpoint"`
 	// CAFile verifies Endpoint's certificate; empty means the service account CA.
-	CAFile string
+	CAFile string `json:"caFile"`
 	// Interval is the collection interval.
-	Interval time.Duration
+	Interval time.Duration `json:"interval"`
 }
 
 // OTLP is the otlp receiver's listen addresses.
 type OTLP struct {
 	// GRPCEndpoint is host:port of the OTLP/gRPC listener.
-	GRPCEndpoint string
+	GRPCEndpoint string `json:"grpc"`
 	// HTTPEndpoint is host:port of the OTLP/HTTP listener.
-	HTTPEndpoint string
+	HTTPEndpoint string `json:"http"`
 }
 
 // Exporter is one collector exporter, written as a user writes it in a
 // collector config.
 type Exporter struct {
 	// ID is the component ID, e.g. "otlp_grpc/gateway" or "debug".
-	ID string
+	ID string `json:"id"`
 	// Config is the exporter's settings, rendered as-is (so ${env:X}
 	// references work, e.g. for a header taken from a secret).
-	Config map[string]any
+	Config map[string]any `json:"config"`
 	// Signals restricts the exporter to some pipelines; empty means all.
-	Signals []Signal
+	Signals []Signal `json:"signals"`
 }
 
 // Default is the product's configuration: every signal, one OTLP/gRPC
