@@ -151,7 +151,17 @@ type Config struct {
 	// for the queues on disk to be sent (the drain extension); 0 leaves the
 	// drain out. Keep it below the pod's grace period.
 	DrainTimeout time.Duration `json:"drainTimeout"`
+
+	// LogLevel is the collector's own log level: debug, info, warn or error.
+	LogLevel string `json:"logLevel"`
+	// TraceSampling is the share of traces the sidecar keeps, from 0 to 1,
+	// decided by trace ID (probabilistic_sampler, so that every sidecar
+	// keeps or drops the same traces); 1 keeps all and renders no sampler.
+	TraceSampling float64 `json:"traceSampling"`
 }
+
+// LogLevels are the collector's own log levels.
+var LogLevels = []string{"debug", "info", "warn", "error"}
 
 // KubeletStats is where and how the kubelet_stats receiver reads /stats/summary.
 type KubeletStats struct {
@@ -207,6 +217,8 @@ func Default() Config {
 		HealthCheckEndpoint: DefaultHealthCheckEndpoint,
 		DiskQueueMiB:        DefaultDiskQueueMiB,
 		DrainTimeout:        DefaultDrainTimeout,
+		LogLevel:            "info",
+		TraceSampling:       1,
 	}
 }
 

@@ -23,6 +23,8 @@ const (
 	memoryLimiterProcessorID = "memory_limiter"
 	resourceProcessorID      = "resource"
 	batchProcessorID         = "batch"
+	// SamplerProcessorID keeps a share of traces (Config.TraceSampling).
+	SamplerProcessorID = "probabilistic_sampler"
 )
 
 // document is the collector config; its field order is the rendered order.
@@ -63,7 +65,7 @@ func Render(cfg Config) ([]byte, error) {
 		Service: service{
 			Extensions: []string{HealthCheckExtensionID, StorageExtensionID},
 			Pipelines:  map[string]pipeline{},
-			Telemetry:  telemetry(),
+			Telemetry:  telemetry(cfg),
 		},
 	}
 	if cfg.DrainTimeout > 0 {
@@ -84,6 +86,10 @@ func Render(cfg Config) ([]byte, error) {
 		// offsets file_log has already saved, and a crash would lose them
 		// (exporters batch through their sending_queue instead).
 		p.Processors = []string{memoryLimiterProcessorID, resourceProcessorID}
+		if sig == Traces && cfg.TraceSampling < 1 {
+			// Before batch, so that dropped spans are never batched.
+			p.Processors = append(p.Processors, SamplerProcessorID)
+		}
 		if sig != Logs {
 			p.Processors = append(p.Processors, batchProcessorID)
 		}
@@ -211,6 +217,11 @@ func processor(cfg Config, id string) map[string]any {
 		return memoryLimiter(cfg.MemoryLimitMiB)
 	case resourceProcessorID:
 		return resource(cfg)
+	case SamplerProcessorID:
+		// By trace ID with the collector's default hash seed, so that
+		// every sidecar (and an SDK sampling the same way) keeps the
+		// same traces whole.
+		return map[string]any{"sampling_percentage": cfg.TraceSampling * 100}
 	default:
 		return map[string]any{}
 	}
@@ -272,9 +283,9 @@ func fileStorage(cfg Config) map[string]any {
 
 // telemetry keeps the collector's own telemetry light: logs only, no
 // metrics listener.
-func telemetry() map[string]any {
+func telemetry(cfg Config) map[string]any {
 	return map[string]any{
-		"logs":    map[string]any{"level": "info", "encoding": "json"},
+		"logs":    map[string]any{"level": cfg.LogLevel, "encoding": "json"},
 		"metrics": map[string]any{"level": "none"},
 	}
 }

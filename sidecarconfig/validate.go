@@ -84,6 +84,13 @@ func (c Config) Validate() error {
 		add("drain timeout %s is negative: use 0 to leave the drain out, or a duration below the pod's grace period (default %s)", c.DrainTimeout, DefaultDrainTimeout)
 	}
 
+	if !slices.Contains(LogLevels, c.LogLevel) {
+		add("log level %q: use one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
+	}
+	if !(c.TraceSampling >= 0 && c.TraceSampling <= 1) { // NaN too
+		add("trace sampling %v must be a share from 0 to 1 (1 keeps every trace)", c.TraceSampling)
+	}
+
 	errs = append(errs, c.validateDiskQueues()...)
 
 	if len(errs) > 0 {
