@@ -33,6 +33,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/injector/entrypoint/registrytest"
 	"github.com/fargate-otel/fargate-otel/injector/webhook"
 	"github.com/fargate-otel/fargate-otel/injector/webhook/webhooktest"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // phases: the figure (50 concurrent clients), and one client alone
@@ -96,11 +97,15 @@ func run(b *testing.B) {
 	if len(answer.Patch) == 0 {
 		b.Fatalf("not injected: %+v", answer)
 	}
+	yamlPatch := withConfigAsYAML(b, answer.Patch)
+	fmt.Printf("patch of an injected pod: %d bytes with the collector's settings; %d bytes with its whole YAML config (as before settings)\n",
+		len(answer.Patch), len(yamlPatch))
 	srv, err := webhooktest.Start(ctx, b.TempDir(), map[string]admission.Handler{
-		"/noop":         webhook.NoopHandler(),
-		"/mutate":       handler,
-		"/decode":       floorHandler(nil, nil),
-		"/decode+patch": floorHandler(answer.Patch, answer.Warnings),
+		"/noop":              webhook.NoopHandler(),
+		"/mutate":            handler,
+		"/decode":            floorHandler(nil, nil),
+		"/decode+patch":      floorHandler(answer.Patch, answer.Warnings),
+		"/decode+yaml-patch": floorHandler(yamlPatch, answer.Warnings),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -116,6 +121,7 @@ func run(b *testing.B) {
 		{name: "inject, look-up cache warm", path: "/mutate", review: withoutCommand},
 		{name: "floor: decode the pod only", path: "/decode", review: withCommand, floor: true},
 		{name: "floor: decode, answer the same patch", path: "/decode+patch", review: withCommand, floor: true},
+		{name: "before: decode, answer the patch with the YAML config", path: "/decode+yaml-patch", review: withCommand, floor: true},
 	}
 	// Every answer is checked once: the benchmark must measure real work.
 	for _, tg := range targets[1:3] {
@@ -270,6 +276,53 @@ func floorHandler(patch []byte, warnings []string) admission.Handler {
 		}
 		return resp
 	})
+}
+
+// withConfigAsYAML is patch with the collector's settings replaced by the
+// whole YAML they render, in FARGATE_OTEL_CONFIG, as the injector sent it
+// before pods carried settings: the same answer otherwise, so that the
+// floor rows compare the two sizes of patch and nothing else.
+func withConfigAsYAML(b *testing.B, patch []byte) []byte {
+	var ops []any
+	if err := json.Unmarshal(patch, &ops); err != nil {
+		b.Fatal(err)
+	}
+	replaced := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["name"] == sidecarconfig.SettingsEnvVar {
+				settings, _ := v["value"].(string)
+				cc, err := sidecarconfig.Decode([]byte(settings))
+				if err != nil {
+					b.Fatal(err)
+				}
+				yaml, err := sidecarconfig.Render(cc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				v["name"], v["value"] = sidecarconfig.ConfigEnvVar, string(yaml)
+				replaced++
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(ops)
+	if replaced != 1 {
+		b.Fatalf("%d settings env vars in the patch, want 1", replaced)
+	}
+	out, err := json.Marshal(ops)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
 
 // admissionRequest decodes a review as the webhook server does.
