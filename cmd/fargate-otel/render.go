@@ -8,8 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector"
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/manifest"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 type renderOptions struct {
