@@ -7,6 +7,8 @@
 //	app | fargate-otel-tee [flags]              tee stdin (the shell pipeline case)
 //	fargate-otel-tee install DIR                copy this executable into DIR
 //	fargate-otel-tee logrotate --dir D ...      rotate files an app writes itself
+//	fargate-otel-tee follow --node-proxy URL ...  follow containers' logs from the kubelet
+//	                                            (runs fargate-otel-follow, next to it in the image)
 //
 // See the README, section "The wrapper".
 package main
@@ -41,6 +43,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return install(args[1:], stdout, stderr)
 		case "logrotate":
 			return sweep(args[1:], stdout, stderr)
+		case "follow":
+			return follow(args[1:], stderr)
 		}
 	}
 	return wrap(args, getenv, stdout, stderr)
@@ -235,6 +239,8 @@ func usage(w io.Writer) {
   CMD | fargate-otel-tee [flags]              the same for stdin (--stream says which stream it is)
   fargate-otel-tee install DIR                copy this executable into DIR
   fargate-otel-tee logrotate --dir DIR ...    rotate and prune log files an app writes itself (-h for flags)
+  fargate-otel-tee follow --node-proxy URL ...  follow the pod's containers' logs from the kubelet into
+                                              the same files (for containers that cannot be wrapped; -h for flags)
 
 The log file is <log-dir>/<namespace>_<pod>_<pod-uid>/<container>/<restart>.log, in
 containerd's CRI format, rotated to <restart>.log.<YYYYMMDD-HHMMSS>.
