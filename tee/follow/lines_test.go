@@ -14,7 +14,9 @@ import (
 
 func ts(sec, nsec int) int64 { return time.Date(2026, 3, 4, 5, 6, sec, nsec, time.UTC).UnixNano() }
 
-func stampOf(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }
+func stampOf(ns int64) string {
+	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+}
 
 // readPieces reads an answer with pieces of at most max bytes.
 func readPieces(t *testing.T, answer string, max int) ([]piece, error) {
