@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fargate-otel/fargate-otel/logrotate"
@@ -158,6 +159,7 @@ type follower struct {
 	done    string // ID of a stopped run read to its end after it stopped
 
 	bo      backoff
+	idleBo  backoff              // between looks at a container that waits (to start, to restart)
 	told    map[string]time.Time // what was logged, when: each problem is logged once, then once an hour
 	failing bool                 // writing the file failed: say so when it works again
 }
@@ -220,6 +222,8 @@ func (f *follower) run(ctx context.Context, drain <-chan struct{}) {
 			}
 			continue
 		}
+		f.idleBo.reset()
+		began := time.Now()
 		clean, err := f.stream(ctx, logOptions{since: f.pos.at}, latest.id, false)
 		if err != nil {
 			if errors.Is(err, errRaced) {
@@ -241,7 +245,11 @@ func (f *follower) run(ctx context.Context, drain <-chan struct{}) {
 			f.done = latest.id
 		}
 		// A stream of a running container that ended: it stopped, or a
-		// proxy closed the stream. The next status says which.
+		// proxy closed the stream. The next status says which. A proxy that
+		// ends every stream at once must not make this a busy loop.
+		if clean && latest.running && time.Since(began) < time.Second && !sleep(ctx, f.bo.next(), nil) {
+			return
+		}
 	}
 }
 
@@ -368,13 +376,8 @@ func (f *follower) reload() {
 func (f *follower) stream(ctx context.Context, o logOptions, id string, previous bool) (clean bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resp, err := f.k.containerLogs(sctx, f.id.Namespace, f.id.Pod, f.id.Container, o)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	// Which run does the answer come from? The one we asked for, if the
-	// status still names it now that the kubelet has picked it.
+	// Which run does an answer come from? The one we asked for, if the
+	// status still names it once the kubelet has picked it.
 	served := func(st status) string {
 		if previous {
 			if st.hasPrevious {
@@ -384,6 +387,46 @@ func (f *follower) stream(ctx context.Context, o logOptions, id string, previous
 		}
 		return st.latest.id
 	}
+	// A stream that hangs, or a quiet one (the kubelet sends nothing,
+	// headers included, until the first line), would hide a restart: look
+	// now and then. A previous run has stopped, so its whole log is there at
+	// once: its stream going quiet for a poll interval means a hang.
+	var progress atomic.Int64
+	go func() {
+		t := time.NewTicker(f.cfg.PollInterval)
+		defer t.Stop()
+		last := int64(-1)
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			if previous {
+				n := progress.Load()
+				if n == last {
+					f.log.Info("the log stream of the previous run went quiet before its end: reopening")
+					cancel()
+					return
+				}
+				last = n
+				continue
+			}
+			if st, err := f.status(sctx); err == nil && served(st) != id {
+				f.log.Info("the container restarted but its log stream did not end: reopening")
+				cancel()
+				return
+			}
+		}
+	}()
+	resp, err := f.k.containerLogs(sctx, f.id.Namespace, f.id.Pod, f.id.Container, o)
+	if err != nil {
+		if sctx.Err() != nil && ctx.Err() == nil {
+			return false, errRaced
+		}
+		return false, err
+	}
+	defer func() { _ = resp.Body.Close() }()
 	st, err := f.status(sctx)
 	if err != nil {
 		return false, err
@@ -392,25 +435,6 @@ func (f *follower) stream(ctx context.Context, o logOptions, id string, previous
 		return false, errRaced
 	}
 	f.ok()
-	if !previous {
-		// A stream that hangs would hide a restart: look now and then.
-		go func() {
-			t := time.NewTicker(f.cfg.PollInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-sctx.Done():
-					return
-				case <-t.C:
-				}
-				if st, err := f.status(sctx); err == nil && served(st) != id {
-					f.log.Info("the container restarted but its log stream did not end: reopening")
-					cancel()
-					return
-				}
-			}
-		}()
-	}
 
 	out := &records{b: make([]byte, 0, 256<<10)}
 	c := newCopier(f.pos, o.since != 0, out)
@@ -461,6 +485,7 @@ func (f *follower) stream(ctx context.Context, o logOptions, id string, previous
 			return false, f.writeFailed(werr)
 		}
 		got = true
+		progress.Add(1)
 		c.feed(p)
 		if len(out.b) >= 192<<10 {
 			if err := flush(); err != nil {
@@ -530,9 +555,14 @@ func (f *follower) retry(ctx context.Context, err error) bool {
 }
 
 // idle waits a while for something to happen to the container (to start,
-// to restart). It returns false when ctx ended or the drain began.
+// to restart): 1 s, then longer, up to 10 s (or RetryMax), so that a
+// container that has finished for good costs the node proxy little. It
+// returns false when ctx ended or the drain began.
 func (f *follower) idle(ctx context.Context, drain <-chan struct{}) bool {
-	return sleep(ctx, min(f.cfg.RetryMax, max(f.cfg.RetryMin, time.Second)), drain)
+	if f.idleBo.max == 0 {
+		f.idleBo = backoff{min: min(time.Second, f.cfg.RetryMax), max: min(10*time.Second, f.cfg.RetryMax)}
+	}
+	return sleep(ctx, f.idleBo.next(), drain)
 }
 
 func sleep(ctx context.Context, d time.Duration, drain <-chan struct{}) bool {

@@ -64,14 +64,16 @@ func (k *kubelet) httpClient() (*http.Client, error) {
 	// the kernel's socket buffer, where HTTP/2 would buffer up to a 4 MiB
 	// window per stream in this process.
 	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		// No ResponseHeaderTimeout: the kubelet sends the headers of a log
+		// stream with its first line, which a quiet container may write
+		// hours later. /pods has a deadline of its own.
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 4,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
 	k.client = &http.Client{Transport: tr}
 	k.caMod, k.caSize = info.ModTime(), info.Size()

@@ -132,6 +132,30 @@ func TestFollowContainerRestarts(t *testing.T) {
 	}
 }
 
+// A stream that does not end when its run stops (a hung proxy) does not
+// hide the restart: the status, read now and then, shows it.
+func TestFollowNoticesARestartBehindAHungStream(t *testing.T) {
+	k := newKubelet(t)
+	dir := t.TempDir()
+	k.Start("app")
+	k.Write("app", numbered("run0", 0, 10)...)
+	f := start(t, followBin, args(k, dir, "app", "--poll-interval", "200ms")...)
+	haveLines(t, dir, "app", 0, 10)
+	k.HangOpenStreams()
+	k.Write("app", numbered("run0", 10, 20)...)
+	k.Exit("app", true)
+	k.Start("app")
+	k.Write("app", numbered("run1", 0, 10)...)
+	haveLines(t, dir, "app", 1, 10)
+	got, _ := texts(runLines(t, dir, "app", 0))
+	exactly(t, "run 0", got, numbered("run0", 0, 20))
+	if !strings.Contains(f.stderr.String(), "its log stream did not end") {
+		t.Errorf("the hung stream is not logged: %s", f.stderr.String())
+	}
+	k.Exit("app", false)
+	f.stop(t)
+}
+
 func TestFollowReconnectsWhenTheStreamBreaks(t *testing.T) {
 	k := newKubelet(t)
 	dir := t.TempDir()

@@ -41,7 +41,7 @@ type flags struct {
 	maxBackups                         int
 	budget                             int64
 	budgetSet                          bool
-	drain, retryMax                    time.Duration
+	drain, retryMax, poll              time.Duration
 }
 
 func newFlagSet(f *flags, getenv func(string) string) *flag.FlagSet {
@@ -76,9 +76,10 @@ func newFlagSet(f *flags, getenv func(string) string) *flag.FlagSet {
 		f.budgetSet = true
 		return err
 	})
-	f.drain, f.retryMax = 5*time.Second, 30*time.Second
+	f.drain, f.retryMax, f.poll = 5*time.Second, 30*time.Second, 30*time.Second
 	fs.Func("drain-timeout", "", func(s string) (err error) { f.drain, err = time.ParseDuration(s); return err })
 	fs.Func("retry-max", "", func(s string) (err error) { f.retryMax, err = time.ParseDuration(s); return err })
+	fs.Func("poll-interval", "", func(s string) (err error) { f.poll, err = time.ParseDuration(s); return err })
 	return fs
 }
 
@@ -172,7 +173,7 @@ func config(f flags) (follow.Config, error) {
 	}
 	return follow.Config{
 		NodeProxy: u, TokenFile: f.tokenFile, CAFile: f.caFile, Node: f.node, Pod: f.id,
-		Containers: containers, Dir: f.dir, Rotate: opts, DrainTimeout: f.drain, RetryMax: f.retryMax,
+		Containers: containers, Dir: f.dir, Rotate: opts, DrainTimeout: f.drain, RetryMax: f.retryMax, PollInterval: f.poll,
 	}, nil
 }
 
@@ -203,5 +204,7 @@ flags (environment variables in parentheses; the injector sets them):
                        (FARGATE_OTEL_DRAIN_TIMEOUT; default 5s)
   --retry-max D        longest wait between attempts; a refusal (401, 403, 429) waits this long
                        (FARGATE_OTEL_RETRY_MAX; default 30s)
+  --poll-interval D    how often the pod's status is read while a stream is open, to notice a
+                       restart that a hung stream hides (default 30s)
 `)
 }

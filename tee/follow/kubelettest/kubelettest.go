@@ -65,13 +65,19 @@ type Kubelet struct {
 	refuse  []int // codes for the next requests
 	// breakAfter: each stream is broken off after this many lines (0: never).
 	breakAfter int
-	nextID     int
-	requests   []string
+	// streams open now, and those of them that hang: they do not end when
+	// their run stops (a proxy that hangs).
+	open     map[int]bool
+	hanging  map[int]bool
+	streams  int
+	nextID   int
+	requests []string
 }
 
 // New starts the server; dir receives the CA and token files.
 func New(dir, node, namespace, pod, uid string) (*Kubelet, error) {
 	k := &Kubelet{Node: node, Namespace: namespace, Pod: pod, UID: uid, changed: make(chan struct{}), cs: map[string]*container{},
+		open: map[int]bool{}, hanging: map[int]bool{},
 		CAFile: filepath.Join(dir, "ca.crt"), TokenFile: filepath.Join(dir, "token")}
 	k.srv = httptest.NewTLSServer(http.HandlerFunc(k.serve))
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.srv.Certificate().Raw})
@@ -202,6 +208,16 @@ func (k *Kubelet) BreakStreams(n int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.breakAfter = n
+}
+
+// HangOpenStreams makes the streams open now go on for ever once their run
+// stops, as through a proxy that hangs; later streams behave.
+func (k *Kubelet) HangOpenStreams() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id := range k.open {
+		k.hanging[id] = true
+	}
 }
 
 // Requests lists the requests served so far: "<code> <path>?<query>".
@@ -361,6 +377,14 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request, name string)
 		since = t
 	}
 	k.mu.Lock()
+	k.streams++
+	sid := k.streams
+	k.open[sid] = true
+	defer func() {
+		k.mu.Lock()
+		delete(k.open, sid)
+		k.mu.Unlock()
+	}()
 	rn, msg := k.pick(name, previous)
 	var i int
 	breakAfter := k.breakAfter
@@ -372,15 +396,15 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request, name string)
 		http.Error(w, msg, http.StatusBadRequest)
 		return
 	}
+	// As the kubelet does (a flushwriter around the response), the headers
+	// go out with the first line: a quiet container's stream has none yet.
 	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	fl.Flush()
 	sent := 0
 	for {
 		k.mu.Lock()
 		lines := rn.lines[i:]
-		running := rn.running
+		running := rn.running || k.hanging[sid]
 		changed := k.changed
 		k.mu.Unlock()
 		var b strings.Builder
