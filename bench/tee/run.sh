@@ -144,7 +144,7 @@ R_LIM=$(awk -v a="$(best cri 1)" -v b="$(best crilim 1)" 'BEGIN { print a / b }'
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, 1 ms spacing (median)" "$SO" "$SS (shell)" "" "0" "$(verdict "$SO" 0 le)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, flat out (median)" "$FO" "$FS (shell)" "$(ratio "$FO" "$(( FS > 0 ? FS : 1 ))")" "< shell" "$(verdict "$FO" "$FS" lt)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "binary size (static, stripped)" "$SIZE_BYTES bytes" "3000000 bytes" "$(ratio "$SIZE_BYTES" 3000000)" "<= 3 MB" "$(verdict "$SIZE_BYTES" 3000000 le)"
-	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  the follower next to it (not copied to pods)" "$FOLLOW_BYTES bytes" "$SIZE_BYTES bytes (tee)" "$(ratio "$FOLLOW_BYTES" "$SIZE_BYTES")" "" "(its TLS client; the image holds both)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  follower binary (not copied into pods)" "$FOLLOW_BYTES bytes" "$SIZE_BYTES bytes (tee)" "$(ratio "$FOLLOW_BYTES" "$SIZE_BYTES")" "" "(its TLS client; the image holds both)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "peak RSS during the throughput runs (VmHWM)" "$RSS KiB" "8192 KiB" "$(ratio "$RSS" 8192)" "<= 8 MiB" "$(verdict "$RSS" 8192 le)"
 	echo
 	echo "lines the wrapper lost during the throughput runs: ${LOST:-0} (rotated at 10Mi, every file kept, as tee keeps its file)"

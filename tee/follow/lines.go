@@ -3,6 +3,7 @@ package follow
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"time"
 
@@ -92,7 +93,7 @@ func (r *lineReader) next() (piece, error) {
 			return p, nil
 		}
 		if err != nil {
-			if err == io.EOF && (len(buf) > 0 || p.start) {
+			if errors.Is(err, io.EOF) && (len(buf) > 0 || p.start) {
 				// The answer ends without a newline: the rest is the last
 				// piece (a line that is only a time gives an empty one).
 				p.text = buf
@@ -127,7 +128,7 @@ func (r *lineReader) stamp() (int64, error) {
 			return 0, nil
 		}
 		if err != nil {
-			if err == io.EOF && len(buf) > 0 {
+			if errors.Is(err, io.EOF) && len(buf) > 0 {
 				err = io.ErrUnexpectedEOF
 			}
 			return 0, err
