@@ -22,20 +22,24 @@ var sizeSuffixes = []struct {
 	{"Gi", GiB},
 }
 
-// ParseSize reads a size such as "10Mi", "512Ki", "1Gi" or "1048576" (bytes).
+// ParseSize reads a size such as "10Mi", "512Ki", "1Gi" or "1048576" (bytes);
+// "10MiB" is read as "10Mi".
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	factor := int64(1)
 	for _, u := range sizeSuffixes {
-		if strings.HasSuffix(t, u.suffix) {
-			t = strings.TrimSuffix(t, u.suffix)
-			factor = u.factor
+		if v, ok := strings.CutSuffix(t, u.suffix+"B"); ok {
+			t, factor = v, u.factor
+			break
+		}
+		if v, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, factor = v, u.factor
 			break
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: write a whole number of bytes, or one with a suffix Ki, Mi or Gi (for example 10Mi)", s)
+		return 0, fmt.Errorf("size %q: write a whole number of bytes, or one with a suffix Ki, Mi or Gi (for example 10Mi; 10MiB works too)", s)
 	}
 	if n > 0 && factor > 1 && n > (1<<62)/factor {
 		return 0, fmt.Errorf("size %q is too large", s)

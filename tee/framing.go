@@ -70,11 +70,12 @@ type recorder interface {
 	// record is one CRI line: a piece of a longer line (partial) or the end
 	// of a line (without its newline).
 	record(ts []byte, s Stream, partial bool, text []byte)
-	// full is the common case made cheap: a whole line, its newline
-	// included, after a header made by fullHeader (CRI format only).
-	full(header, line []byte)
-	// lines is a run of complete lines, newlines included (raw format only).
-	lines(text []byte)
+	// full is the common case made cheap: a whole line of stream s, its
+	// newline included, after a header made by fullHeader (CRI format only).
+	full(s Stream, header, line []byte)
+	// lines is a run of complete lines of stream s, newlines included (raw
+	// format only).
+	lines(s Stream, text []byte)
 }
 
 // fullHeader is "<ts> <stream> F ", the start of a CRI line.
@@ -126,7 +127,7 @@ func (ls *lineSplitter) feed(ts, chunk []byte, out recorder) {
 			return
 		}
 		if len(ls.pending) == 0 && i <= ls.max && (i == 0 || chunk[i-1] != '\r') {
-			out.full(ls.header, chunk[:i+1])
+			out.full(ls.stream, ls.header, chunk[:i+1])
 		} else {
 			ls.complete(ts, chunk[:i], out)
 		}
@@ -149,7 +150,7 @@ func (ls *lineSplitter) feedRaw(ts, chunk []byte, out recorder) {
 		last -= i + 1
 	}
 	if last >= 0 {
-		out.lines(chunk[:last+1])
+		out.lines(ls.stream, chunk[:last+1])
 	}
 	ls.hold(ts, chunk[last+1:], out)
 }

@@ -24,11 +24,10 @@ type recordList struct{ recs []recorded }
 func (r *recordList) record(_ []byte, s Stream, partial bool, text []byte) {
 	r.recs = append(r.recs, recorded{s, partial, string(text)})
 }
-func (r *recordList) lines([]byte) { panic("raw runs in a CRI test") }
-func (r *recordList) full(header, line []byte) {
-	st := Stdout
-	if bytes.Contains(header, []byte(" stderr ")) {
-		st = Stderr
+func (r *recordList) lines(Stream, []byte) { panic("raw runs in a CRI test") }
+func (r *recordList) full(st Stream, header, line []byte) {
+	if bytes.Contains(header, []byte(" stderr ")) != (st == Stderr) {
+		panic("the header and the stream disagree")
 	}
 	r.recs = append(r.recs, recorded{st, false, string(line[:len(line)-1])})
 }

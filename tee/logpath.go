@@ -160,24 +160,8 @@ const (
 // opens it for rotation with opts. The budget of opts covers the logs of
 // earlier restarts too: they are deleted first.
 func OpenContainerLog(root string, id Identity, opts logrotate.Options) (*logrotate.Writer, error) {
-	if missing := id.Missing(); len(missing) > 0 {
-		return nil, fmt.Errorf("the container's identity is incomplete: set %s (or their FARGATE_OTEL_* variables, or --podinfo-dir)", strings.Join(missing, ", "))
-	}
-	if err := id.Check(); err != nil {
-		return nil, err
-	}
-	info, err := os.Stat(root)
+	dir, err := makeContainerDir(root, id)
 	if err != nil {
-		return nil, fmt.Errorf("log folder %s: %w (is the logs volume mounted there?)", root, err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("log folder %s is not a folder", root)
-	}
-	dir := ContainerLogDir(root, id)
-	if err := logrotate.MkdirAll(filepath.Dir(dir), podDirMode); err != nil {
-		return nil, err
-	}
-	if err := logrotate.MkdirAll(dir, containerDirMode); err != nil {
 		return nil, err
 	}
 	n, err := NextRestart(dir)
@@ -201,6 +185,48 @@ func OpenContainerLog(root string, id Identity, opts logrotate.Options) (*logrot
 	}
 	opts.Siblings = IsRestartLog
 	return logrotate.Open(path, opts)
+}
+
+// OpenRestartLog opens the log file of a given restart of the container,
+// <restart>.log, creating it and the folders as OpenContainerLog does, and
+// appends to it if it exists: the follower, which learns the restart number
+// from the kubelet and may resume a file it wrote before.
+func OpenRestartLog(root string, id Identity, restart int, opts logrotate.Options) (*logrotate.Writer, error) {
+	if restart < 0 {
+		return nil, fmt.Errorf("restart number %d: use 0 or more", restart)
+	}
+	dir, err := makeContainerDir(root, id)
+	if err != nil {
+		return nil, err
+	}
+	opts.Siblings = IsRestartLog
+	return logrotate.Open(filepath.Join(dir, strconv.Itoa(restart)+".log"), opts)
+}
+
+// makeContainerDir checks the identity and creates the pod's and the
+// container's folders under root, which must exist.
+func makeContainerDir(root string, id Identity) (string, error) {
+	if missing := id.Missing(); len(missing) > 0 {
+		return "", fmt.Errorf("the container's identity is incomplete: set %s (or their FARGATE_OTEL_* variables, or --podinfo-dir)", strings.Join(missing, ", "))
+	}
+	if err := id.Check(); err != nil {
+		return "", err
+	}
+	info, err := os.Stat(root)
+	if err != nil {
+		return "", fmt.Errorf("log folder %s: %w (is the logs volume mounted there?)", root, err)
+	}
+	if !info.IsDir() {
+		return "", fmt.Errorf("log folder %s is not a folder", root)
+	}
+	dir := ContainerLogDir(root, id)
+	if err := logrotate.MkdirAll(filepath.Dir(dir), podDirMode); err != nil {
+		return "", err
+	}
+	if err := logrotate.MkdirAll(dir, containerDirMode); err != nil {
+		return "", err
+	}
+	return dir, nil
 }
 
 // Install copies the running executable into dir as fargate-otel-tee, through

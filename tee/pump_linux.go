@@ -38,7 +38,8 @@ type pump struct {
 	ep      int
 	wake    int // read end of a pipe written when the command has exited
 	sources []*source
-	sink    *sink // nil: pass through only
+	sink    *sink    // nil: pass through only
+	rec     recorder // where lines are framed: the sink, or the rate limit in front of it
 	clock   *clock
 	buf     []byte // read buffer of the first ready stream of a round
 	buf2    []byte // and of the second
@@ -48,12 +49,12 @@ type pump struct {
 	drainMax  time.Duration // after the exit, stop at the latest after this long
 }
 
-func newPump(sources []*source, wake int, s *sink, clk *clock) (*pump, error) {
+func newPump(sources []*source, wake int, s *sink, rec recorder, clk *clock) (*pump, error) {
 	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
+	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, rec: rec, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
 	// Edge-triggered: a stream is reported when new data arrives, so the
 	// order of the events is the order of arrival. What a read leaves
 	// behind is remembered instead (source.hot).
@@ -209,9 +210,9 @@ func (p *pump) readRound(ready []*source, reported int) {
 	if p.sink != nil && n > 0 {
 		ts := p.clock.stamp()
 		if n == 1 {
-			chunks[0].s.split.feed(ts, chunks[0].data, p.sink)
+			chunks[0].s.split.feed(ts, chunks[0].data, p.rec)
 		} else {
-			interleave(ts, chunks[0], chunks[1], p.sink)
+			interleave(ts, chunks[0], chunks[1], p.rec)
 		}
 	}
 	// A stream whose passthrough broke ends after its last chunk is framed.
@@ -337,6 +338,6 @@ func (p *pump) end(s *source) {
 		_ = syscall.Close(s.fd)
 	}
 	if p.sink != nil {
-		s.split.flush(p.clock.stamp(), p.sink)
+		s.split.flush(p.clock.stamp(), p.rec)
 	}
 }

@@ -39,6 +39,9 @@ type Config struct {
 	Format      Format
 	// Log receives the framed lines; nil passes through only.
 	Log io.Writer
+	// RateLimit is the budget of the file (none when zero): lines over it
+	// leave the file only, and the file says how many.
+	RateLimit RateLimit
 
 	Stdin, Stdout, Stderr *os.File // os.Stdin, os.Stdout, os.Stderr when nil
 	Env                   []string // os.Environ() when nil
@@ -89,17 +92,27 @@ func Run(cfg Config) int {
 	cfg.defaults()
 	clk := newClock(cfg.Now)
 	var sk *sink
+	var rec recorder
+	var lim *limited
 	if cfg.Log != nil {
 		sk = newSink(cfg.Format, cfg.Log, cfg.Logger, cfg.BlockSize, cfg.QueueBlocks)
 		if cfg.Now != nil {
 			sk.now = cfg.Now
 		}
+		rec = sk
+		if cfg.RateLimit.Enabled() {
+			lim = newLimited(sk, clk, cfg.RateLimit)
+			rec = lim
+		}
 	}
 	var code int
 	if len(cfg.Command) == 0 {
-		code = runStdin(cfg, sk, clk)
+		code = runStdin(cfg, sk, rec, clk)
 	} else {
-		code = runCommand(cfg, sk, clk)
+		code = runCommand(cfg, sk, rec, clk)
+	}
+	if lim != nil {
+		lim.finish(clk.stamp())
 	}
 	if sk != nil {
 		sk.close(cfg.CloseTimeout)
@@ -115,7 +128,7 @@ func say(cfg Config, sk *sink, clk *clock, level slog.Level, text string) {
 	}
 }
 
-func runCommand(cfg Config, sk *sink, clk *clock) int {
+func runCommand(cfg Config, sk *sink, rec recorder, clk *clock) int {
 	path, err := lookPath(cfg.Command[0], envValue(cfg.Env, "PATH"))
 	if err != nil {
 		say(cfg, sk, clk, slog.LevelError, fmt.Sprintf("cannot run %q: %v", cfg.Command[0], err))
@@ -166,7 +179,7 @@ func runCommand(cfg Config, sk *sink, clk *clock) int {
 	defer close(stop)
 	go supervise(sigs, stop, proc, status, wake[1], st.ptyMaster, int(cfg.Stdout.Fd()))
 
-	p, err := newPump(st.sources, wake[0], sk, clk)
+	p, err := newPump(st.sources, wake[0], sk, rec, clk)
 	if err == nil {
 		p.drainIdle, p.drainMax = cfg.DrainIdle, cfg.DrainMax
 		err = p.run()
@@ -326,7 +339,7 @@ func (st *streams) close() {
 // runStdin copies stdin through, the shell pipeline case. It ignores the
 // signals that would stop it early, so that the writer of the pipe never gets
 // a broken pipe because of us: it ends when stdin ends.
-func runStdin(cfg Config, sk *sink, clk *clock) int {
+func runStdin(cfg Config, sk *sink, rec recorder, clk *clock) int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
@@ -352,7 +365,7 @@ func runStdin(cfg Config, sk *sink, clk *clock) int {
 				}
 			}
 			if sk != nil {
-				split.feed(ts, buf[:n], sk)
+				split.feed(ts, buf[:n], rec)
 				sk.flush()
 			}
 		}
@@ -366,7 +379,7 @@ func runStdin(cfg Config, sk *sink, clk *clock) int {
 		}
 	}
 	if sk != nil {
-		split.flush(clk.stamp(), sk)
+		split.flush(clk.stamp(), rec)
 		sk.flush()
 	}
 	return code

@@ -234,7 +234,7 @@ func (s *sink) record(ts []byte, st Stream, partial bool, text []byte) {
 	dst[i] = '\n'
 }
 
-func (s *sink) full(header, line []byte) {
+func (s *sink) full(_ Stream, header, line []byte) {
 	need := len(header) + len(line)
 	b := s.room(need)
 	if b == nil {
@@ -246,7 +246,7 @@ func (s *sink) full(header, line []byte) {
 	copy(b.data[n+copy(b.data[n:], header):], line)
 }
 
-func (s *sink) lines(text []byte) {
+func (s *sink) lines(_ Stream, text []byte) {
 	for len(text) > 0 {
 		b := s.room(1)
 		if b == nil {

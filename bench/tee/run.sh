@@ -7,6 +7,8 @@
 #   CRI mode throughput      vs  cat through a pipe, the limit (cat data | cat)
 #   order inversions         vs  the shell pipeline cmd 1> >(tee out.log >&1) 2> >(tee err.log >&2),
 #                                at 1 ms spacing and flat out
+#   rate limit on, not hit   vs  no rate limit (CRI mode, same runs; and the framing
+#                                microbenchmark, go test -bench Framing ./tee)
 #   binary size, peak RSS    vs  the goals (3 MB, 8 MiB)
 #
 # Variables: BENCH_TEE_SIZE (default 1Gi of 100-byte lines; 64Mi for a quick
@@ -38,9 +40,12 @@ CDIR=$LOGS/bench_tee_0000-1111/app
 # The same job as tee's: everything written is kept (rotated at the default
 # 10Mi, none deleted during the run; tee's file is deleted after its run too).
 KEEP=(--max-backups 100000 --budget 1000Gi)
+# A rate limit far above anything the runs reach: its cost when it is not hit.
+LIMIT=(--rate-limit-lines 1000000000 --rate-limit-bytes 1000Gi)
 
 echo "building (static, stripped, as make build does)"
 (cd "$ROOT" && CGO_ENABLED=0 GOTOOLCHAIN=local "$GO" build -trimpath -ldflags "-s -w" -o "$TEE" ./cmd/fargate-otel-tee)
+(cd "$ROOT" && CGO_ENABLED=0 GOTOOLCHAIN=local "$GO" build -trimpath -ldflags "-s -w" -o "$WORK/fargate-otel-follow" ./cmd/fargate-otel-tee/follow)
 (cd "$ROOT" && GOTOOLCHAIN=local "$GO" build -o "$TOOL" ./bench/tee/benchtool)
 echo "making $SIZE of 100-byte lines in $WORK"
 "$TOOL" gen "$SIZE" "$DATA"
@@ -61,11 +66,14 @@ maxof() { sort -n -k"$2" "$WORK/$1" | tail -1 | cut -d' ' -f"$2"; }
 lost() { cat "$WORK"/*.err 2>/dev/null | awk '/log lines lost in total/ { for (i = 1; i <= NF; i++) if ($i ~ /^lines=/) { sub("lines=", "", $i); n += $i } } END { print n + 0 }'; }
 
 echo "throughput: $ROUNDS rounds of 5 runs on $BYTES bytes"
-rm -f "$WORK"/{cat,cri,tee,raw,file}
+rm -f "$WORK"/{cat,cri,crilim,tee,raw,file}
 for r in $(seq "$ROUNDS"); do
 	run cat bash -c "cat '$DATA' | cat >/dev/null"
 	fresh_logs
 	run cri "$TEE" "${ID[@]}" "${KEEP[@]}" -- cat "$DATA" 2>"$WORK/cri.$r.err"
+	fresh_logs
+	run crilim "$TEE" "${ID[@]}" "${KEEP[@]}" "${LIMIT[@]}" -- cat "$DATA" 2>"$WORK/crilim.$r.err"
+	if grep -q "rate limit is reached" "$WORK/crilim.$r.err"; then echo "the rate limit of the limit-on run was hit: raise LIMIT" >&2; exit 1; fi
 	run tee bash -c "cat '$DATA' | tee '$WORK/tee.out' >/dev/null"
 	rm -f "$WORK/tee.out"
 	fresh_logs
@@ -100,7 +108,14 @@ for r in $(seq "$ROUNDS"); do
 	order 0 "$ORDER_LINES" shell >>"$WORK/o.flat.shell"
 done
 
+echo "framing microbenchmark: rate limit off and on (not hit), $ROUNDS counts"
+(cd "$ROOT" && GOTOOLCHAIN=local "$GO" test -run '^$' -bench 'BenchmarkFraming/cri' -benchtime 20000x -count "$ROUNDS" ./tee) >"$WORK/framing.txt"
+# median ns/op of a sub-benchmark
+F_OFF=$(awk '$1 ~ /^BenchmarkFraming\/cri-[0-9]+$/ { print $3 }' "$WORK/framing.txt" | median)
+F_ON=$(awk '$1 ~ /^BenchmarkFraming\/cri-limit-not-hit-[0-9]+$/ { print $3 }' "$WORK/framing.txt" | median)
+
 SIZE_BYTES=$(stat -c %s "$TEE")
+FOLLOW_BYTES=$(stat -c %s "$WORK/fargate-otel-follow")
 RSS=$(( $(maxof cri 3) > $(maxof raw 3) ? $(maxof cri 3) : $(maxof raw 3) ))
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
@@ -111,6 +126,7 @@ SO=$(median <"$WORK/o.spaced.ours"); SS=$(median <"$WORK/o.spaced.shell")
 FO=$(median <"$WORK/o.flat.ours"); FS=$(median <"$WORK/o.flat.shell")
 R_RAW=$(awk -v a="$(best tee 1)" -v b="$(best raw 1)" 'BEGIN { print a / b }')
 R_CRI=$(awk -v a="$(best cat 1)" -v b="$(best cri 1)" 'BEGIN { print a / b }')
+R_LIM=$(awk -v a="$(best cri 1)" -v b="$(best crilim 1)" 'BEGIN { print a / b }')
 
 {
 	echo "fargate-otel-tee benchmark: $SIZE of 100-byte lines ($BYTES bytes), best of $ROUNDS rounds, in $WORK"
@@ -122,16 +138,20 @@ R_CRI=$(awk -v a="$(best cat 1)" -v b="$(best cri 1)" 'BEGIN { print a / b }')
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "CRI mode vs cat through a pipe (wall time)" "$(best cri 1) s $(mbps "$(best cri 1)")" "$(best cat 1) s $(mbps "$(best cat 1)")" "$(ratio "$(best cat 1)" "$(best cri 1)")" ">= 0.5x" "$(verdict "$R_CRI" 0.5 ge)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  same, CPU time of the whole job" "$(best cri 2) s" "$(best cat 2) s" "$(ratio "$(best cat 2)" "$(best cri 2)")" "" ""
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  CRI mode vs cat | cat > file (wall time)" "$(best cri 1) s" "$(best file 1) s" "$(ratio "$(best file 1)" "$(best cri 1)")" "" "(the floor of any tool that writes the file)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "rate limit on, not hit, vs off (wall time)" "$(best crilim 1) s" "$(best cri 1) s" "$(ratio "$(best cri 1)" "$(best crilim 1)")" ">= 0.9x" "$(verdict "$R_LIM" 0.9 ge)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  same, CPU time of the whole job" "$(best crilim 2) s" "$(best cri 2) s" "$(ratio "$(best cri 2)" "$(best crilim 2)")" "" ""
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  framing only (go bench, ns per 64 KiB)" "$F_ON ns" "$F_OFF ns" "$(ratio "$F_OFF" "$F_ON")" "" "(the limit's own cost per line; off is the unchanged path)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, 1 ms spacing (median)" "$SO" "$SS (shell)" "" "0" "$(verdict "$SO" 0 le)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, flat out (median)" "$FO" "$FS (shell)" "$(ratio "$FO" "$(( FS > 0 ? FS : 1 ))")" "< shell" "$(verdict "$FO" "$FS" lt)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "binary size (static, stripped)" "$SIZE_BYTES bytes" "3000000 bytes" "$(ratio "$SIZE_BYTES" 3000000)" "<= 3 MB" "$(verdict "$SIZE_BYTES" 3000000 le)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  follower binary (not copied into pods)" "$FOLLOW_BYTES bytes" "$SIZE_BYTES bytes (tee)" "$(ratio "$FOLLOW_BYTES" "$SIZE_BYTES")" "" "(its TLS client; the image holds both)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "peak RSS during the throughput runs (VmHWM)" "$RSS KiB" "8192 KiB" "$(ratio "$RSS" 8192)" "<= 8 MiB" "$(verdict "$RSS" 8192 le)"
 	echo
 	echo "lines the wrapper lost during the throughput runs: ${LOST:-0} (rotated at 10Mi, every file kept, as tee keeps its file)"
 	echo "inversions: pairs of lines out of sequence order in the CRI file; the shell pipeline's output is"
 	echo "recorded by fargate-otel-tee playing the container runtime (one reader), which is the best case for it."
 	echo "rounds (seconds cpu_seconds hwm_kib):"
-	for n in cat cri tee raw file; do echo "  $n: $(tr '\n' ';' <"$WORK/$n")"; done
+	for n in cat cri crilim tee raw file; do echo "  $n: $(tr '\n' ';' <"$WORK/$n")"; done
 	echo "  inversions 1 ms ours/shell: $(tr '\n' ' ' <"$WORK/o.spaced.ours")/ $(tr '\n' ' ' <"$WORK/o.spaced.shell")"
 	echo "  inversions flat ours/shell: $(tr '\n' ' ' <"$WORK/o.flat.ours")/ $(tr '\n' ' ' <"$WORK/o.flat.shell")"
 } | tee "$OUT"

@@ -34,6 +34,8 @@ func runHelper(args []string) int {
 		return helperDiskFull(args[1], args[2])
 	case "tty":
 		return helperTTY()
+	case "burst":
+		return helperBurst(args[1], args[2], args[3])
 	}
 	_, _ = fmt.Fprintf(os.Stderr, "helper: unknown role %q\n", args[0])
 	return 2
@@ -266,5 +268,37 @@ func helperTTY() int {
 	}
 	fmt.Printf("stdin=%v stdout=%v stderr=%v\n", isTTY(os.Stdin), isTTY(os.Stdout), isTTY(os.Stderr))
 	fmt.Fprintln(os.Stderr, "this went to stderr")
+	return 0
+}
+
+// burstLine is line i of helperBurst: 100 bytes with its newline, or
+// longSize bytes (in P pieces in the file) every longEvery lines.
+func burstLine(i, longEvery int) string {
+	const longSize = 40000
+	size := 100
+	if longEvery > 0 && i%longEvery == longEvery-1 {
+		size = longSize
+	}
+	head := fmt.Sprintf("burst %07d ", i)
+	return head + strings.Repeat("b", size-len(head)-1) + "\n"
+}
+
+// helperBurst writes n burst lines flat out, then, from 500 ms later, `after`
+// lines "after <j>" 100 ms apart: the rate falls back under any budget of
+// the tests, and any debt of a long line at the end of the burst is paid.
+func helperBurst(count, longEvery, after string) int {
+	n, every, m := atoi(count), atoi(longEvery), atoi(after)
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	for i := 0; i < n; i++ {
+		_, _ = w.WriteString(burstLine(i, every))
+	}
+	if w.Flush() != nil {
+		return 3
+	}
+	time.Sleep(400 * time.Millisecond)
+	for j := 0; j < m; j++ {
+		time.Sleep(100 * time.Millisecond)
+		fmt.Printf("after %d\n", j)
+	}
 	return 0
 }

@@ -7,6 +7,8 @@
 //	app | fargate-otel-tee [flags]              tee stdin (the shell pipeline case)
 //	fargate-otel-tee install DIR                copy this executable into DIR
 //	fargate-otel-tee logrotate --dir D ...      rotate files an app writes itself
+//	fargate-otel-tee follow --node-proxy URL ...  follow containers' logs from the kubelet
+//	                                            (runs fargate-otel-follow, next to it in the image)
 //
 // See the README, section "The wrapper".
 package main
@@ -41,6 +43,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return install(args[1:], stdout, stderr)
 		case "logrotate":
 			return sweep(args[1:], stdout, stderr)
+		case "follow":
+			return follow(args[1:], stderr)
 		}
 	}
 	return wrap(args, getenv, stdout, stderr)
@@ -57,6 +61,7 @@ type wrapFlags struct {
 	maxBackups int
 	budget     int64
 	budgetSet  bool
+	rate       tee.RateLimit
 }
 
 func newWrapFlagSet(f *wrapFlags, getenv func(string) string) *flag.FlagSet {
@@ -95,7 +100,46 @@ func newWrapFlagSet(f *wrapFlags, getenv func(string) string) *flag.FlagSet {
 		f.budgetSet = true
 		return err
 	})
+	for _, r := range rateFlags(&f.rate) {
+		fs.Func(r.flag, r.usage+" (env "+r.env+")", r.parse)
+	}
 	return fs
+}
+
+// rateFlag is one of the rate limit's flags, with its environment variable.
+type rateFlag struct {
+	flag, env, usage string
+	parse            func(string) error
+}
+
+func rateFlags(r *tee.RateLimit) []rateFlag {
+	lines := func(dst *int64) func(string) error {
+		return func(s string) (err error) { *dst, err = tee.ParseRate(s); return err }
+	}
+	size := func(dst *int64) func(string) error {
+		return func(s string) (err error) { *dst, err = logrotate.ParseSize(s); return err }
+	}
+	return []rateFlag{
+		{"rate-limit-lines", tee.EnvRateLimitLines, "lines per second the log file takes; more leave the file only (default: no limit)", lines(&r.Lines)},
+		{"rate-limit-lines-burst", tee.EnvRateLimitLinesBurst, "lines above the rate taken at once (default: one second's worth)", lines(&r.LinesBurst)},
+		{"rate-limit-bytes", tee.EnvRateLimitBytes, "bytes per second the log file takes, such as 1Mi (default: no limit)", size(&r.Bytes)},
+		{"rate-limit-bytes-burst", tee.EnvRateLimitBytesBurst, "bytes above the rate taken at once (default: one second's worth)", size(&r.BytesBurst)},
+	}
+}
+
+// rateFromEnv reads the rate limit's environment variables for the flags
+// not given, and checks the result.
+func rateFromEnv(fs *flag.FlagSet, r *tee.RateLimit, getenv func(string) string) error {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for _, rf := range rateFlags(r) {
+		if v := getenv(rf.env); v != "" && !set[rf.flag] {
+			if err := rf.parse(v); err != nil {
+				return fmt.Errorf("%s: %w", rf.env, err)
+			}
+		}
+	}
+	return r.Check()
 }
 
 // splitCommand separates the wrapper's arguments from the command's at the
@@ -129,7 +173,10 @@ func wrap(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	if err == nil && f.maxBackups < 0 {
 		err = fmt.Errorf("--max-backups %d: use 0 or more", f.maxBackups)
 	}
-	cfg := tee.Config{Command: command, StdinStream: f.stream, Format: f.format, Logger: log}
+	if err == nil {
+		err = rateFromEnv(fs, &f.rate, getenv)
+	}
+	cfg := tee.Config{Command: command, StdinStream: f.stream, Format: f.format, Logger: log, RateLimit: f.rate}
 	if err != nil {
 		if len(command) == 0 {
 			_, _ = fmt.Fprintf(stderr, "fargate-otel-tee: %v\n\n", err)
@@ -192,6 +239,8 @@ func usage(w io.Writer) {
   CMD | fargate-otel-tee [flags]              the same for stdin (--stream says which stream it is)
   fargate-otel-tee install DIR                copy this executable into DIR
   fargate-otel-tee logrotate --dir DIR ...    rotate and prune log files an app writes itself (-h for flags)
+  fargate-otel-tee follow --node-proxy URL ...  follow the pod's containers' logs from the kubelet into
+                                              the same files (for containers that cannot be wrapped; -h for flags)
 
 The log file is <log-dir>/<namespace>_<pod>_<pod-uid>/<container>/<restart>.log, in
 containerd's CRI format, rotated to <restart>.log.<YYYYMMDD-HHMMSS>.
@@ -209,5 +258,11 @@ flags:
   --budget SIZE        bytes for all of the container's log files, earlier restarts included
                        (default (max-backups+1) x max-size)
   --stream stdout|stderr  stdin mode: the stream stdin is (default stdout)
+  --rate-limit-lines N          lines per second the file takes (env FARGATE_OTEL_RATE_LIMIT_LINES; default no limit)
+  --rate-limit-lines-burst N    lines over the rate taken at once (env ..._LINES_BURST; default one second's worth)
+  --rate-limit-bytes SIZE       bytes per second the file takes (env FARGATE_OTEL_RATE_LIMIT_BYTES; default no limit)
+  --rate-limit-bytes-burst SIZE bytes over the rate taken at once (env ..._BYTES_BURST; default one second's worth)
+                       Lines over the budget leave the file only, never the passthrough; the file
+                       says how many, once the rate is back under the budget.
 `)
 }

@@ -51,6 +51,9 @@ type Spec struct {
 	User string
 	// Files are extra files (path in the image, contents), mode 0644.
 	Files map[string][]byte
+	// Executables are more static executables (path in the image, path on
+	// this machine), mode 0755: a second binary that ships with the first.
+	Executables map[string]string
 	// Labels go into the image config.
 	Labels map[string]string
 }
@@ -78,7 +81,16 @@ func Build(spec Spec) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the image's binary: %w", err)
 	}
-	layerTar, err := layer(spec, bin)
+	execs := map[string][]byte{}
+	for p, local := range spec.Executables {
+		if !path.IsAbs(p) {
+			return nil, fmt.Errorf("image spec: executable path %q must be absolute", p)
+		}
+		if execs[path.Clean(p)], err = os.ReadFile(local); err != nil {
+			return nil, fmt.Errorf("read the image's executable %s: %w", p, err)
+		}
+	}
+	layerTar, err := layer(spec, bin, execs)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +124,7 @@ func Build(spec Spec) (v1.Image, error) {
 }
 
 // layer is the image's only layer, an uncompressed tar.
-func layer(spec Spec, bin []byte) ([]byte, error) {
+func layer(spec Spec, bin []byte, execs map[string][]byte) ([]byte, error) {
 	uid, gid := "65532", "65532"
 	if u, g, ok := strings.Cut(spec.User, ":"); ok {
 		uid, gid = u, g
@@ -159,9 +171,12 @@ func layer(spec Spec, bin []byte) ([]byte, error) {
 		}
 	}
 	files[spec.Path] = bin
+	for p, data := range execs {
+		files[p] = data
+	}
 	for _, p := range sortedKeys(files) {
 		mode := int64(0o644)
-		if p == spec.Path {
+		if _, ok := execs[p]; ok || p == spec.Path {
 			mode = 0o755
 		}
 		if err := tw.WriteHeader(header(p, mode, tar.TypeReg, int64(len(files[p])))); err != nil {

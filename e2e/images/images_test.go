@@ -71,7 +71,7 @@ func layerEntries(t *testing.T, img v1.Image) map[string]entry {
 func TestBuild(t *testing.T) {
 	bin := fakeBinary(t, "#binary")
 	img, err := Build(Spec{Ref: "localhost/x:v1", Binary: bin, Path: "/usr/bin/app", Cmd: []string{"serve"}, Env: []string{"A=b"},
-		Files: map[string][]byte{"/etc/app/config.yaml": []byte("k: v")}})
+		Files: map[string][]byte{"/etc/app/config.yaml": []byte("k: v")}, Executables: map[string]string{"/usr/bin/helper": fakeBinary(t, "#helper")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +91,7 @@ func TestBuild(t *testing.T) {
 		"usr/":                {mode: 0o755},
 		"usr/bin/":            {mode: 0o755},
 		"usr/bin/app":         {mode: 0o755, content: "#binary"},
+		"usr/bin/helper":      {mode: 0o755, content: "#helper"},
 		"etc/":                {mode: 0o755},
 		"etc/app/":            {mode: 0o755},
 		"etc/app/config.yaml": {mode: 0o644, content: "k: v"},

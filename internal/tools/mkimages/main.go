@@ -31,6 +31,13 @@ var binaries = []struct {
 	{"fargate-otel-collector", true},  // exporters over TLS
 }
 
+// companions are more binaries an image holds at /<name>: the tee image
+// carries the follower (fargate-otel-tee follow), which talks to the node
+// proxy only, with its CA mounted.
+var companions = map[string][]string{
+	"fargate-otel-tee": {"fargate-otel-follow"},
+}
+
 func main() {
 	binDir := flag.String("bin", "bin", "folder of the static binaries")
 	out := flag.String("out", ".cache/images", "folder of the tarballs")
@@ -62,6 +69,12 @@ func run(binDir, out, registry, tag, caFile, only string) error {
 				"org.opencontainers.image.version": tag,
 				"org.opencontainers.image.source":  "https://github.com/fargate-otel/fargate-otel",
 			},
+		}
+		for _, c := range companions[b.name] {
+			if spec.Executables == nil {
+				spec.Executables = map[string]string{}
+			}
+			spec.Executables["/"+c] = filepath.Join(binDir, c)
 		}
 		if b.needsCA {
 			if ca == nil {

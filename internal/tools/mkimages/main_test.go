@@ -27,8 +27,10 @@ import (
 func TestImagesWithoutDocker(t *testing.T) {
 	bin, out := t.TempDir(), t.TempDir()
 	for _, b := range binaries {
-		if err := os.WriteFile(filepath.Join(bin, b.name), []byte("#!stand-in "+b.name), 0o755); err != nil {
-			t.Fatal(err)
+		for _, n := range append([]string{b.name}, companions[b.name]...) {
+			if err := os.WriteFile(filepath.Join(bin, n), []byte("#!stand-in "+n), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	ca := filepath.Join(t.TempDir(), "ca.crt")
@@ -62,6 +64,11 @@ func TestImagesWithoutDocker(t *testing.T) {
 			files := imageFiles(t, img)
 			if files["/"+b.name] != "#!stand-in "+b.name {
 				t.Errorf("/%s does not hold the binary", b.name)
+			}
+			for _, c := range companions[b.name] {
+				if files["/"+c] != "#!stand-in "+c {
+					t.Errorf("/%s does not hold %s", c, c)
+				}
 			}
 			if _, ok := files["/tmp/"]; !ok {
 				t.Error("no /tmp")
