@@ -79,7 +79,7 @@ func testGateway(ctx context.Context, t *testing.T, e *env) {
 	if err := scenario.CreateJob(ctx, cs, scenario.AppJob(nsLines, "lines", e.appImage, corev1.PullIfNotPresent, gatewayArgs)); err != nil {
 		t.Fatal(err)
 	}
-	pod := waitRunning(ctx, t, e, nsLines, "lines")
+	pod := waitRunning(ctx, t, e, nsLines, appPod(ctx, t, e, nsLines, "lines").Name)
 	gatewayEndpoint := fmt.Sprintf("%s.%s.svc:4317", scenario.GatewayDeployment, scenario.ReleaseNamespace)
 	if cfg := collectorConfig(pod); !strings.Contains(cfg, gatewayEndpoint) {
 		t.Fatalf("the new pod's collector does not export to %s:\n%s", gatewayEndpoint, cfg)
@@ -105,7 +105,7 @@ func testGateway(ctx context.Context, t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	t.Logf("deleted gateway pod %s (it had accepted %v log records) while the app writes", victim, accepted)
+	t.Logf("deleted gateway pod %s while the app writes (log records accepted so far, per gateway pod: %s)", victim, accepted)
 
 	// Every line of both streams arrives.
 	var counts map[string]int
@@ -214,12 +214,13 @@ func checkHPAAndPDB(ctx context.Context, t *testing.T, e *env, sel string) {
 // busiestGateway is the ready gateway pod that accepted the most log
 // records (its own metric, on the pod's address): the one the app's
 // sidecar is connected to.
-func busiestGateway(ctx context.Context, t *testing.T, e *env, sel string) (string, float64) {
+func busiestGateway(ctx context.Context, t *testing.T, e *env, sel string) (string, string) {
 	pods, err := e.c.Client.CoreV1().Pods(scenario.ReleaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		t.Fatal(err)
 	}
 	best, most := "", -1.0
+	var seen []string
 	for _, p := range pods.Items {
 		if p.Status.PodIP == "" || p.DeletionTimestamp != nil {
 			continue
@@ -228,6 +229,7 @@ func busiestGateway(ctx context.Context, t *testing.T, e *env, sel string) (stri
 		if err != nil {
 			t.Fatalf("gateway pod %s's metrics: %v", p.Name, err)
 		}
+		seen = append(seen, fmt.Sprintf("%s %v", p.Name, n))
 		if n > most {
 			best, most = p.Name, n
 		}
@@ -235,7 +237,7 @@ func busiestGateway(ctx context.Context, t *testing.T, e *env, sel string) (stri
 	if best == "" {
 		t.Fatal("no gateway pod to delete")
 	}
-	return best, most
+	return best, strings.Join(seen, ", ")
 }
 
 // acceptedLogs reads otelcol_receiver_accepted_log_records from a gateway
