@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	// Exporters compress with gzip by default, as a destination accepts.
+	_ "google.golang.org/grpc/encoding/gzip"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/gateway/gatewaytest"
@@ -132,9 +135,8 @@ func run() error {
 	defer sc.Kill()
 
 	type row struct {
-		what        string
-		gw, sc      float64
-		gwErr, sErr int64
+		what   string
+		gw, sc result
 	}
 	var rows []row
 	for _, sig := range []string{"logs", "spans"} {
@@ -142,27 +144,29 @@ func run() error {
 		if sig == "spans" {
 			total = *spansTotal
 		}
-		g, ge, err := measure(ctx, snk, gw.OTLP(), sig, total)
+		g, err := measure(ctx, snk, gw.OTLP(), gw.Pid(), sig, total)
 		if err != nil {
 			return fmt.Errorf("gateway %s: %w\n%s", sig, err, gatewaytest.Tail(gw.Logs(), 20))
 		}
-		s, se, err := measure(ctx, snk, "127.0.0.3:4317", sig, total)
+		s, err := measure(ctx, snk, "127.0.0.3:4317", sc.p.Pid(), sig, total)
 		if err != nil {
 			return fmt.Errorf("sidecar distribution %s: %w\n%s", sig, err, sc.Logs())
 		}
-		rows = append(rows, row{sig, g, s, ge, se})
+		rows = append(rows, row{sig, g, s})
 	}
 
 	fmt.Printf("bench-gateway: one replica on one core (taskset -c %s, GOMAXPROCS=1); %d senders and the sink on the other core\n", benchCore, *senders)
-	fmt.Printf("%-22s %20s %24s %8s\n", "", "fargate-otel-gateway", "sidecar otlp-to-otlp", "ratio")
+	fmt.Printf("%-30s %20s %24s %8s\n", "", "fargate-otel-gateway", "sidecar otlp-to-otlp", "ratio")
 	for _, r := range rows {
-		label := "log records/s"
+		unit := "log records"
 		if r.what == "spans" {
-			label = "spans/s"
+			unit = "spans"
 		}
-		fmt.Printf("%-22s %20.0f %24.0f %8.2f\n", label, r.gw, r.sc, r.gw/r.sc)
-		if r.gwErr+r.sErr > 0 {
-			fmt.Printf("%-22s %20d %24d   (refused and resent)\n", "  exports refused", r.gwErr, r.sErr)
+		fmt.Printf("%-30s %20.0f %24.0f %8.2f\n", unit+"/s", r.gw.rate, r.sc.rate, r.gw.rate/r.sc.rate)
+		fmt.Printf("%-30s %19.0f%% %23.0f%%\n", "  its core busy", 100*r.gw.busy, 100*r.sc.busy)
+		fmt.Printf("%-30s %20.0f %24.0f %8.2f\n", "  "+unit+" per CPU-second", r.gw.perCPU, r.sc.perCPU, r.gw.perCPU/r.sc.perCPU)
+		if r.gw.refused+r.sc.refused > 0 {
+			fmt.Printf("%-30s %20d %24d   (refused and resent)\n", "  exports refused", r.gw.refused, r.sc.refused)
 		}
 	}
 	fmt.Println("(gateway spans: routed by trace ID through the loadbalancing exporter to its own sampling tier, tail-sampled (keep all) and counted for span metrics; each span crosses two pipelines)")
@@ -305,14 +309,31 @@ service:
 	return sidecarProcess{p}, nil
 }
 
-// measure sends total records of sig ("logs" or "spans") to target and
-// returns the rate the sink saw between 10 % and 100 % of them, and how
-// many exports were refused (and sent again).
-func measure(ctx context.Context, snk *sink, target, sig string, total int) (float64, int64, error) {
+// result is one distribution's figures for one signal.
+type result struct {
+	// rate is what the sink saw between 10 % and 100 % of the records.
+	rate float64
+	// busy is the collector's CPU time over the wall time of the run (1:
+	// its core was saturated, so rate is what one core does).
+	busy float64
+	// perCPU is records per CPU-second of the collector, over the run.
+	perCPU  float64
+	refused int64
+}
+
+// measure sends total records of sig ("logs" or "spans") to target (the
+// collector pid) and returns its figures and how many exports were refused
+// (and sent again).
+func measure(ctx context.Context, snk *sink, target string, pid int, sig string, total int) (result, error) {
 	const perRequest = 500
 	reqs := (total + perRequest - 1) / perRequest
 	total = reqs * perRequest
 	snk.reset(sig, total)
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
 	var next, refused atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, *senders)
@@ -356,10 +377,42 @@ func measure(ctx context.Context, snk *sink, target, sig string, total int) (flo
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, 0, err
+		return result{}, err
 	}
 	rate, err := snk.wait(ctx, 2*time.Minute)
-	return rate, refused.Load(), err
+	if err != nil {
+		return result{}, err
+	}
+	wall := time.Since(start).Seconds()
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return result{}, err
+	}
+	return result{rate: rate, busy: (cpu1 - cpu0) / wall, perCPU: float64(total) / (cpu1 - cpu0), refused: refused.Load()}, nil
+}
+
+// cpuSeconds is the CPU time (user and system) a process has used.
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces), from
+	// field 3: utime and stime are fields 14 and 15, in clock ticks.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	var ticks float64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += v
+	}
+	return ticks / 100, nil // USER_HZ is 100 on Linux
 }
 
 func logsRequest(n int) plogotlp.ExportRequest {

@@ -270,6 +270,9 @@ exec "$@"`
 	return r, nil
 }
 
+// Pid is the gateway's process id (the wrappers exec it).
+func (r *Replica) Pid() int { return r.cmd.Process.Pid }
+
 // OTLP is the replica's OTLP/gRPC address (what sidecars send to).
 func (r *Replica) OTLP() string { return fmt.Sprintf("%s:%d", r.IP, PortGRPC) }
 
