@@ -235,7 +235,10 @@ func startGateway(ctx context.Context, dir, sink string, dns *gatewaytest.DNS) (
 		}
 		if time.Now().After(deadline) {
 			r.Kill()
-			return nil, fmt.Errorf("the gateway's routing tier has %v backends after 30s (%v)", n, err)
+			if err != nil {
+				return nil, fmt.Errorf("the gateway's own metrics after 30s: %w", err)
+			}
+			return nil, fmt.Errorf("the gateway's routing tier has %v backends after 30s, want 1", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -463,12 +466,11 @@ type sink struct {
 	addr string
 	srv  *grpc.Server
 
-	mu            sync.Mutex
-	sig           string
-	total, count  int
-	t10, t100     time.Time
-	done          chan struct{}
-	unexpectedErr error
+	mu           sync.Mutex
+	sig          string
+	total, count int
+	t10, t100    time.Time
+	done         chan struct{}
 }
 
 func startSink(addr string) (*sink, error) {
