@@ -378,3 +378,14 @@ func TestGatewayDefaultExportersMatchValues(t *testing.T) {
 		t.Errorf("values.yaml's default exporters %+v are not recognised by fargate-otel.defaultExporters (templates/_gateway.tpl): keep them equal", def)
 	}
 }
+
+func TestGatewayLint(t *testing.T) {
+	if out, err := runHelm(t, "lint", "--strict", chartDir(t), "--values", valuesFile(t, withGateway(map[string]any{
+		"destinations": map[string]any{
+			"otlp": map[string]any{"enabled": true, "endpoint": "otlp.vendor.example:4317"},
+			"aws":  map[string]any{"enabled": true, "region": "eu-west-1", "logs": map[string]any{"logGroup": "/eks/prod"}},
+		},
+	}))); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
