@@ -202,6 +202,7 @@ func TestProduct(t *testing.T) {
 	t.Run("8 fargate-otel doctor reports the fault when the webhook is down", func(t *testing.T) {
 		testDoctorWebhookDown(ctx, t, e)
 	})
+	t.Run("9 the gateway tier: HPA and PDB on its pods, a gateway pod deleted while an app writes, no line lost", func(t *testing.T) { testGateway(ctx, t, e) })
 	step("done")
 }
 

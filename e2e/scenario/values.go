@@ -31,6 +31,9 @@ type ValuesOptions struct {
 	AllowDirect bool
 	// KubeletStatsEvery is the kubelet_stats interval (default the chart's).
 	KubeletStatsEvery time.Duration
+	// Gateway installs the chart's gateway tier (GatewayValues): the
+	// sidecars export to it, and it to the sink.
+	Gateway bool
 }
 
 // ChartValues are the Helm values for opts: every pod of an opted-in
@@ -57,7 +60,7 @@ func ChartValues(o ValuesOptions) map[string]any {
 	if insecure == nil {
 		insecure = []string{}
 	}
-	return map[string]any{
+	values := map[string]any{
 		"clusterName": o.ClusterName,
 		"scope":       "all",
 		"images": map[string]any{
@@ -74,6 +77,48 @@ func ChartValues(o ValuesOptions) map[string]any {
 		"kubeletStats": kubeletStats,
 		"imageLookup":  map[string]any{"insecureRegistries": insecure},
 	}
+	if o.Gateway {
+		return GatewayValues(values, o.Images.Gateway, o.SinkEndpoint)
+	}
+	return values
+}
+
+// GatewayDeployment is the chart's gateway Deployment (and HPA, PDB,
+// Service) in ReleaseNamespace.
+const GatewayDeployment = "fargate-otel-gateway"
+
+// GatewayReplicas is what the HPA keeps at least (there is no
+// metrics-server in the local cluster: it never scales further).
+const GatewayReplicas = 2
+
+// GatewayValues returns values with the chart's gateway tier: two replicas
+// at least (the HPA's floor), small requests (one node), every trace kept
+// after a short decision wait (so that the demo's trace shows), the sink as
+// its OTLP destination, and no `exporters` of the sidecars', so that they
+// export to the gateway, as with a user's values.
+func GatewayValues(values map[string]any, image, sinkEndpoint string) map[string]any {
+	out := map[string]any{}
+	for k, v := range values {
+		if k != "exporters" {
+			out[k] = v
+		}
+	}
+	repo, tag := splitRef(image)
+	out["gateway"] = map[string]any{
+		"enabled":     true,
+		"image":       map[string]any{"repository": repo, "tag": tag},
+		"autoscaling": map[string]any{"minReplicas": GatewayReplicas, "maxReplicas": 4},
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": "50m", "memory": "128Mi"},
+			"limits":   map[string]any{"memory": "512Mi"},
+		},
+		"tailSampling": map[string]any{
+			"decisionWait": "2s",
+			"policies":     []map[string]any{{"name": "all", "type": "always_sample"}},
+		},
+	}
+	out["destinations"] = map[string]any{"otlp": map[string]any{"enabled": true, "endpoint": sinkEndpoint, "insecure": true}}
+	return out
 }
 
 // splitRef splits an image reference into repository and tag.

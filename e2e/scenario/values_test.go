@@ -61,3 +61,38 @@ func TestChartValuesRender(t *testing.T) {
 		}
 	}
 }
+
+// The gateway variant: the sidecars' exporter becomes the gateway's
+// Service, the gateway sends to the sink.
+func TestGatewayValuesRender(t *testing.T) {
+	helmBin, err := FindHelm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := ChartValues(ValuesOptions{
+		Images: ProductImages{
+			Tee: "reg.example:5000/x/fargate-otel-tee:1", Collector: "reg.example:5000/x/fargate-otel-collector:2",
+			Injector: "reg.example:5000/x/fargate-otel-injector:3", NodeProxy: "reg.example:5000/x/fargate-otel-nodeproxy:4",
+			Gateway: "reg.example:5000/x/fargate-otel-gateway:5",
+		},
+		SinkEndpoint: SinkEndpoint("otel-gateway"),
+		Gateway:      true,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := Helm{Bin: helmBin, Kubeconfig: "/dev/null"}.Template(ctx, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"endpoint: fargate-otel-gateway.fargate-otel.svc:4317",
+		"endpoint: otlp-sink.otel-gateway.svc:4317",
+		`image: "reg.example:5000/x/fargate-otel-gateway:5"`,
+		"kind: HorizontalPodAutoscaler",
+		"type: always_sample",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the rendered chart lacks %q", want)
+		}
+	}
+}

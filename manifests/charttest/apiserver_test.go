@@ -330,6 +330,15 @@ func TestAPIServerAcceptsEveryVariant(t *testing.T) {
 			"nodeproxy":    map[string]any{"replicas": 3, "rate": 2.5},
 			"kubeletStats": map[string]any{"allowedModes": []string{"proxy", "direct", "off"}},
 		}},
+		// The gateway tier with every destination (its HPA, PDB and
+		// headless Service included).
+		{"gateway", map[string]any{
+			"gateway": map[string]any{"enabled": true, "sendingQueue": "file", "serviceAccountAnnotations": map[string]any{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gw"}},
+			"destinations": map[string]any{
+				"otlp": map[string]any{"enabled": true, "endpoint": "otlp.vendor.example:4317", "headersFrom": map[string]any{"secretName": "vendor", "headers": map[string]any{"x-api-key": "api-key"}}},
+				"aws":  map[string]any{"enabled": true, "region": "eu-west-1", "logs": map[string]any{"logGroup": "/eks/prod"}, "metrics": map[string]any{"enabled": true, "workspaceId": "ws-1"}},
+			},
+		}},
 	} {
 		name, values := v.name, v.values
 		t.Run(name, func(t *testing.T) {

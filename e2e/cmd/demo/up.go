@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/images"
@@ -58,7 +60,9 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 		return err
 	}
 
-	vo := scenario.ValuesOptions{ClusterName: "demo", SinkEndpoint: scenario.SinkEndpoint(nsGateway), KubeletStatsEvery: 10 * time.Second}
+	// Two hops, as a user runs them: the sidecars send to the chart's
+	// gateway tier, the gateway to the sink.
+	vo := scenario.ValuesOptions{ClusterName: "demo", SinkEndpoint: scenario.SinkEndpoint(nsGateway), KubeletStatsEvery: 10 * time.Second, Gateway: true}
 	var sinkImage, appRef string
 	sinkPull := corev1.PullNever
 	if o.local {
@@ -82,7 +86,7 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 		}
 	}
 
-	step("deploying the OTLP sink (the gateway) in namespace %s", nsGateway)
+	step("deploying the OTLP sink (the backend the gateway sends to) in namespace %s", nsGateway)
 	dep, svc := scenario.Sink(nsGateway, sinkImage, sinkPull)
 	if err := scenario.ApplyDeployment(ctx, cs, dep); err != nil {
 		return err
@@ -91,7 +95,7 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 		return err
 	}
 
-	step("helm install %s %s -n %s (scope all, the sink as exporter)", scenario.Release, scenario.ChartDir, scenario.ReleaseNamespace)
+	step("helm install %s %s -n %s (scope all, gateway.enabled with the sink as its OTLP destination)", scenario.Release, scenario.ChartDir, scenario.ReleaseNamespace)
 	helm := scenario.Helm{Bin: helmBin, Kubeconfig: o.kubeconfig}
 	if err := helm.Install(ctx, scenario.ChartValues(vo), 5*time.Minute); err != nil {
 		return err
@@ -99,6 +103,11 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 	if err := scenario.WaitDeployment(ctx, cs, nsGateway, scenario.SinkName, 3*time.Minute); err != nil {
 		return err
 	}
+	if err := scenario.WaitDeployment(ctx, cs, scenario.ReleaseNamespace, scenario.GatewayDeployment, 3*time.Minute); err != nil {
+		return err
+	}
+	info("the gateway: Deployment %s/%s (HPA floor %d, PDB, trace-ID routing to tail sampling), sending to %s",
+		scenario.ReleaseNamespace, scenario.GatewayDeployment, scenario.GatewayReplicas, scenario.SinkEndpoint(nsGateway))
 
 	step("kubectl label namespace %s %s=enabled, and a Deployment of the demo app (no command in its pod spec)", nsDemo, scenario.InjectLabel)
 	if err := scenario.EnsureNamespace(ctx, cs, scenario.Namespace(nsDemo, map[string]string{scenario.InjectLabel: "enabled"})); err != nil {
@@ -144,6 +153,7 @@ func up(ctx context.Context, o options, cs kubernetes.Interface) error {
 	for _, l := range [][2]string{
 		{"the app's own output, as without fargate-otel", fmt.Sprintf("%s -n %s logs deployment/demo-app -c app", kubectl, nsDemo)},
 		{"the telemetry as it arrives", fmt.Sprintf("%s -n %s logs deployment/%s -f", kubectl, nsGateway, scenario.SinkName)},
+		{"the gateway between them", fmt.Sprintf("%s -n %s get deployment,hpa,pdb,pods -l app.kubernetes.io/component=gateway", kubectl, scenario.ReleaseNamespace)},
 		{"what was injected", fmt.Sprintf("%s -n %s get pod %s -o yaml", kubectl, nsDemo, pod.Name)},
 		{"remove it all", "make demo-down"},
 	} {
@@ -293,6 +303,13 @@ func describeInjection(p *corev1.Pod) {
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == injector.CollectorContainerName {
 			info("  sidecar %s (native: restartPolicy %s), image %s", c.Name, deref(c.RestartPolicy), c.Image)
+			for _, env := range c.Env {
+				if env.Name == injector.ConfigEnv {
+					if hop := exportTo(env.Value); hop != "" {
+						info("  hop 1: the sidecar exports to %s; hop 2: the gateway to the sink", hop)
+					}
+				}
+			}
 		}
 	}
 	for _, c := range p.Spec.Containers {
@@ -383,4 +400,25 @@ func down(ctx context.Context, o options, cs kubernetes.Interface) error {
 		}
 	}
 	return nil
+}
+
+// exportTo lists the endpoints of the OTLP exporters in a rendered
+// collector config ("" when there is none).
+func exportTo(config string) string {
+	var cfg struct {
+		Exporters map[string]struct {
+			Endpoint string `json:"endpoint"`
+		} `json:"exporters"`
+	}
+	if err := yaml.Unmarshal([]byte(config), &cfg); err != nil {
+		return ""
+	}
+	var out []string
+	for id, e := range cfg.Exporters {
+		if strings.HasPrefix(id, "otlp") && e.Endpoint != "" {
+			out = append(out, e.Endpoint)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }

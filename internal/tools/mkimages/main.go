@@ -29,6 +29,7 @@ var binaries = []struct {
 	{"fargate-otel-nodeproxy", false}, // the API server only (its CA is mounted)
 	{"fargate-otel-tee", false},       // copied into pods; no network
 	{"fargate-otel-collector", true},  // exporters over TLS
+	{"fargate-otel-gateway", true},    // AWS and vendor endpoints over TLS
 }
 
 // companions are more binaries an image holds at /<name>: the tee image
