@@ -303,11 +303,9 @@ func describeInjection(p *corev1.Pod) {
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == injector.CollectorContainerName {
 			info("  sidecar %s (native: restartPolicy %s), image %s", c.Name, deref(c.RestartPolicy), c.Image)
-			for _, env := range c.Env {
-				if env.Name == injector.ConfigEnv {
-					if hop := exportTo(env.Value); hop != "" {
-						info("  hop 1: the sidecar exports to %s; hop 2: the gateway to the sink", hop)
-					}
+			if config, err := injector.CollectorConfigOf(p); err == nil {
+				if hop := exportTo(string(config)); hop != "" {
+					info("  hop 1: the sidecar exports to %s; hop 2: the gateway to the sink", hop)
 				}
 			}
 		}
