@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
+
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
 
@@ -84,7 +86,12 @@ func statsPlanOf(p *corev1.Pod) statsPlan {
 		return plan
 	}
 	for _, e := range c.Env {
-		if e.Name == configEnv {
+		switch e.Name {
+		case sidecarconfig.SettingsEnvVar:
+			if cc, err := sidecarconfig.Decode([]byte(e.Value)); err == nil && !cc.KubeletStats.Disabled {
+				plan.endpoint = cc.KubeletStats.Endpoint
+			}
+		case configEnv: // a pod injected before pods carried settings
 			if m := endpointRE.FindStringSubmatch(e.Value); m != nil {
 				plan.endpoint = m[1]
 			}
