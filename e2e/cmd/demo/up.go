@@ -20,11 +20,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 // localNetNS is the local cluster's network namespace (e2e/cmd/localcluster).
