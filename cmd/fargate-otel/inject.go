@@ -136,6 +136,7 @@ func registryResolver(o *injectOptions) (func(*corev1.Pod, []injector.ImageReque
 		InsecureRegistries: o.insecure,
 		Budget:             o.timeout,
 		FetchTimeout:       o.timeout,
+		OnThisMachine:      true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--resolve: %w", err)

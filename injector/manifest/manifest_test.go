@@ -27,6 +27,7 @@ func testConfig() injector.Config {
 // the output is exactly Mutate's result: merge loses nothing and adds
 // nothing.
 func TestWritesExactlyWhatMutateGives(t *testing.T) {
+	noRewrites(t)
 	files, _ := filepath.Glob("../testdata/mutate/*.yaml")
 	n := 0
 	for _, f := range files {
