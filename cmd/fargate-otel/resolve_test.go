@@ -53,7 +53,7 @@ spec:
 	if !strings.Contains(r.stderr, "container gone is not captured: reading the entrypoint of image "+missing+" failed") {
 		t.Fatalf("no warning for the failed look-up:\n%s", r.stderr)
 	}
-	if strings.Contains(r.stderr, "hint: --resolve") {
+	if strings.Contains(r.stderr, "let --resolve read it") {
 		t.Fatalf("the --resolve hint was given although --resolve was used")
 	}
 }
