@@ -29,7 +29,9 @@ func TestOTLPEnv(t *testing.T) {
 			map[string]bool{"app": true, "worker": false}, ""},
 		{"unwrapped, still captured for OTLP", func(p *corev1.Pod) { p.Spec.Containers[1].Command = nil },
 			map[string]bool{"app": true, "worker": true}, "container worker is not captured"},
-		{"the app's own endpoint", func(p *corev1.Pod) { setEnv(&p.Spec.Containers[0], "OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com") },
+		{"the app's own endpoint", func(p *corev1.Pod) {
+			setEnv(&p.Spec.Containers[0], "OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com")
+		},
 			map[string]bool{"app": false, "worker": true}, ""},
 		{"the app's own traces endpoint", func(p *corev1.Pod) {
 			setEnv(&p.Spec.Containers[0], "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel.example.com:4317")
