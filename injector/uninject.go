@@ -35,7 +35,7 @@ func Uninject(pod *corev1.Pod) (*corev1.Pod, Images, error) {
 	}
 	var status Status
 	if err := json.Unmarshal([]byte(raw), &status); err != nil {
-		return nil, nil, fmt.Errorf("the %s annotation does not read (%v): inject the original manifest instead", annotations.Status, err)
+		return nil, nil, fmt.Errorf("the %s annotation does not read (%w): inject the original manifest instead", annotations.Status, err)
 	}
 	out := pod.DeepCopy()
 	for _, k := range []string{annotations.Status, annotations.FargateSizeBefore, annotations.FargateSizeAfter} {

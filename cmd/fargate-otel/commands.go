@@ -48,7 +48,7 @@ func readCommandsFile(path string) ([]manifest.Command, error) {
 	}
 	var m map[string][]string
 	if err := sigsyaml.UnmarshalStrict(data, &m); err != nil {
-		return nil, fmt.Errorf(`--commands %s: want a mapping of CONTAINER (or deployment/web:CONTAINER) to a list of strings, e.g. app: ["/app/server", "--port=8080"]: %v`, path, err)
+		return nil, fmt.Errorf(`--commands %s: want a mapping of CONTAINER (or deployment/web:CONTAINER) to a list of strings, e.g. app: ["/app/server", "--port=8080"]: %w`, path, err)
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -284,16 +284,6 @@ func isSeparator(line []byte) bool {
 	return len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n' || rest[0] == '\r'
 }
 
-// join is the inverse of split.
-func join(docs []document) []byte {
-	var out []byte
-	for _, d := range docs {
-		out = append(out, d.sep...)
-		out = append(out, d.text...)
-	}
-	return out
-}
-
 // blank says whether a document holds only comments, white space and
 // document-end markers.
 func blank(text []byte) bool {
