@@ -264,12 +264,48 @@ func spliceDoc(src []byte, root *yaml.Node, st style, ops []op) ([]byte, error) 
 		}
 	}
 	s.walk(root, targets)
+	s.fixPositions(root)
+	for _, o := range ops {
+		if o.kind == opReplace {
+			s.fixPositions(o.node)
+		}
+	}
 	for _, o := range ops {
 		if err := s.apply(o); err != nil {
 			return nil, err
 		}
 	}
 	return s.render()
+}
+
+// fixPositions moves the position of block collections that carry an
+// anchor or a tag (yaml.v3 places them at the "&" or "!") to their first
+// key or "-", where their lines begin.
+func (s *splicer) fixPositions(n *yaml.Node) {
+	for _, c := range n.Content {
+		s.fixPositions(c)
+	}
+	if (n.Kind != yaml.MappingNode && n.Kind != yaml.SequenceNode) || isFlow(n) || len(n.Content) == 0 ||
+		(n.Anchor == "" && n.Style&yaml.TaggedStyle == 0) || n.Line == 0 {
+		return
+	}
+	first := n.Content[0]
+	if first.Line == 0 {
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		n.Line, n.Column = first.Line, first.Column
+		return
+	}
+	l := s.t.line(first.Line - 1)
+	before := []rune(l)
+	if first.Column-1 > len(before) {
+		return
+	}
+	head := strings.TrimRight(string(before[:first.Column-1]), " ")
+	if strings.HasSuffix(head, "-") && strings.TrimSpace(head) == "-" {
+		n.Line, n.Column = first.Line, len([]rune(head))
+	}
 }
 
 // walk marks dirty nodes and records key indentations.

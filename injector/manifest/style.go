@@ -46,7 +46,7 @@ func detectStyle(root *yaml.Node) style {
 		case yaml.SequenceNode:
 			if !isFlow(n) {
 				for _, e := range n.Content {
-					if (e.Kind == yaml.MappingNode || e.Kind == yaml.ScalarNode) && e.Line == n.Line && e.Column > n.Column {
+					if e.Kind == yaml.MappingNode && e.Line == n.Line && e.Column > n.Column {
 						items[e.Column-n.Column]++
 						break
 					}
