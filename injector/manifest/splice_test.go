@@ -89,4 +89,3 @@ func TestCorpusIsEditedInPlace(t *testing.T) {
 		}
 	}
 }
-
