@@ -210,7 +210,7 @@ func (d *document) edited() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := detectStyle(d.orig())
+	st := detectStyle(d.node) // merged nodes have no positions and do not vote
 	out, err := spliceDoc(d.text, d.node, st, d.merger.ops)
 	if err == nil {
 		if got, err := yamlJSON(out); err == nil && sameJSON(got, want) {
@@ -237,10 +237,6 @@ func (d *document) edited() ([]byte, error) {
 // onRewrite, when set (by tests), hears of every document written anew
 // rather than edited, and why.
 var onRewrite func(err error, attempt []byte)
-
-// orig is the document's tree as parsed (for style detection: merged nodes
-// have no positions and do not vote).
-func (d *document) orig() *yaml.Node { return d.node }
 
 func yamlJSON(text []byte) ([]byte, error) {
 	var node yaml.Node
