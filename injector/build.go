@@ -2,6 +2,7 @@ package injector
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -89,28 +90,64 @@ func mountClash(c *corev1.Container) string {
 	return ""
 }
 
+// OTLPInsecureEnv is the one OTLP variable the injector gives a captured
+// container. No endpoint, no protocol: OpenTelemetry SDKs default to the
+// collector's own addresses, localhost:4317 for OTLP/gRPC and
+// localhost:4318 for OTLP/HTTP, and the sidecar listens on both, so each SDK
+// finds the port of the protocol it speaks. One endpoint variable cannot
+// serve both (OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 sends an
+// SDK hard-wired to OTLP/HTTP to the gRPC port), and a protocol variable
+// is ignored by SDKs whose exporter fixes the protocol (Go's otlptracehttp,
+// otlptracegrpc). What the default lacks is plaintext: Go's exporters
+// default to TLS, which the sidecar on localhost does not speak; the
+// variable turns that off for both protocols (other SDKs' defaults are
+// plain http:// already).
+const OTLPInsecureEnv = "OTEL_EXPORTER_OTLP_INSECURE"
+
 // otlpEnv points an OpenTelemetry SDK at the collector sidecar.
 func otlpEnv() []corev1.EnvVar {
-	return []corev1.EnvVar{
-		{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: fmt.Sprintf("http://localhost:%d", otlpGRPCPort)},
-		{Name: "OTEL_EXPORTER_OTLP_PROTOCOL", Value: "grpc"},
-	}
+	return []corev1.EnvVar{{Name: OTLPInsecureEnv, Value: "true"}}
 }
 
-// addOTLPEnv adds the OTLP variables unless the app chose its own. The two
-// go together (an endpoint for one protocol is wrong for the other), so
-// neither is added when the app sets either. An env entry would override a
+// OTLPEnvNames are the variables this injector, or an earlier version of
+// it, gave captured containers (Uninject takes them out again).
+var OTLPEnvNames = []string{OTLPInsecureEnv, "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}
+
+// appChoseOTLPTarget says whether a variable tells the SDK where or how
+// securely to send: an endpoint or an insecure switch, for all signals or
+// one. Such an app chose its own collector, and the injector's plaintext
+// switch could break it (an endpoint without a scheme that needs TLS).
+// A protocol, headers or timeouts alone do not: the default endpoints
+// still reach the sidecar.
+func appChoseOTLPTarget(name string) bool {
+	rest, ok := strings.CutPrefix(name, "OTEL_EXPORTER_OTLP_")
+	if !ok {
+		return false
+	}
+	for _, signal := range []string{"TRACES_", "METRICS_", "LOGS_"} {
+		rest = strings.TrimPrefix(rest, signal)
+	}
+	switch rest {
+	case "ENDPOINT", "INSECURE", "CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY":
+		return true
+	}
+	return false
+}
+
+// addOTLPEnv adds the OTLP variable unless the app chose its own target.
+// It is given only to captured containers: those the user excluded
+// (fargate-otel.io/skip-containers, or not named in
+// fargate-otel.io/containers) get nothing. An env entry would override a
 // value from envFrom, whose content the injector cannot see, so a container
-// with envFrom is left alone too: OpenTelemetry SDKs default to localhost,
-// where the collector listens on both 4317 (gRPC) and 4318 (HTTP).
+// with envFrom is left alone too.
 func addOTLPEnv(c *corev1.Container) (added bool, why string) {
 	for _, e := range c.Env {
-		if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" || e.Name == "OTEL_EXPORTER_OTLP_PROTOCOL" {
+		if appChoseOTLPTarget(e.Name) {
 			return false, ""
 		}
 	}
 	if len(c.EnvFrom) > 0 {
-		return false, fmt.Sprintf("container %s uses envFrom, so OTEL_EXPORTER_OTLP_ENDPOINT was not set (it would override envFrom); SDK defaults reach the collector on localhost:4317/4318", c.Name)
+		return false, fmt.Sprintf("container %s uses envFrom, so %s=true was not set (it would override envFrom); an OpenTelemetry SDK reaches the collector at its default localhost:4317 (gRPC) or localhost:4318 (HTTP) if it sends in plaintext (Go's exporters need %s=true or WithInsecure)", c.Name, OTLPInsecureEnv, OTLPInsecureEnv)
 	}
 	c.Env = append(c.Env, otlpEnv()...)
 	return true, ""

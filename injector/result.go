@@ -44,7 +44,8 @@ type Status struct {
 	Containers []string `json:"containers,omitempty"`
 	// Unwrapped are selected containers left unwrapped (no command known).
 	Unwrapped []string `json:"unwrapped,omitempty"`
-	// OTLPEnv are the containers given OTEL_EXPORTER_OTLP_ENDPOINT/PROTOCOL.
+	// OTLPEnv are the containers given the OTLP variable (OTLPInsecureEnv;
+	// ENDPOINT and PROTOCOL in pods injected by earlier versions).
 	OTLPEnv []string `json:"otlpEnv,omitempty"`
 	// Collector is "native-sidecar" or "container".
 	Collector string `json:"collector"`
@@ -56,4 +57,17 @@ type Status struct {
 	// (sidecarconfig.Hash of the YAML its settings render); the fleet
 	// reports the hash of what each collector runs now.
 	ConfigHash string `json:"configHash,omitempty"`
+}
+
+// NotCaptured lists the selected containers whose logs no log source
+// captures: today those left unwrapped (their command is unknown, or they
+// already mount one of the injector's paths). The CLI's summary and its
+// --strict read this rather than Unwrapped, so that a log source which
+// captures unwrapped containers another way (the sidecar following their
+// logs from the kubelet) takes its containers out here, in one place.
+func (s *Status) NotCaptured() []string {
+	if s == nil {
+		return nil
+	}
+	return s.Unwrapped
 }

@@ -6,14 +6,14 @@ import (
 	"os"
 )
 
-// readInputs reads every -f argument ("-" is stdin) and joins them as one
-// YAML stream.
-func readInputs(stdin io.Reader, files []string) ([]byte, error) {
+// readInputs reads every -f argument ("-" is stdin), one input each: each
+// is read as YAML or JSON on its own.
+func readInputs(stdin io.Reader, files []string) ([][]byte, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no input: give -f FILE, or -f - to read standard input")
 	}
-	var out []byte
-	for i, name := range files {
+	var out [][]byte
+	for _, name := range files {
 		var data []byte
 		var err error
 		if name == "-" {
@@ -24,13 +24,7 @@ func readInputs(stdin io.Reader, files []string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		if i > 0 {
-			if len(out) > 0 && out[len(out)-1] != '\n' {
-				out = append(out, '\n')
-			}
-			out = append(out, "---\n"...)
-		}
-		out = append(out, data...)
+		out = append(out, data)
 	}
 	return out, nil
 }

@@ -143,7 +143,8 @@ func TestInjectWorkloads(t *testing.T) {
 
 	// The report names each workload and the container it could not wrap.
 	for _, want := range []string{"deployment/web injected", "job/migrate injected", "cronjob/report injected", "statefulset/cache injected",
-		"container cache is not captured: it has no command", "hint: --resolve", "daemonset/agent injected"} {
+		"container cache is not captured: it has no command", "hint: give such containers their command with --command", "let --resolve read it", "daemonset/agent injected",
+		"summary: 5 pod templates (5 injected, 0 already injected, 0 not injected); 5 containers: 4 wrapped, 1 not captured, 0 left out"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("report lacks %q:\n%s", want, r.stderr)
 		}

@@ -51,7 +51,7 @@ func (o *renderOptions) run(stdin io.Reader, stdout, stderr io.Writer, cfg injec
 	if err != nil {
 		return err
 	}
-	pods, err := manifest.Pods(input)
+	pods, err := manifest.Pods(input...)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,26 @@ spec:
 	if !strings.Contains(r.stderr, "container gone is not captured: reading the entrypoint of image "+missing+" failed") {
 		t.Fatalf("no warning for the failed look-up:\n%s", r.stderr)
 	}
-	if strings.Contains(r.stderr, "hint: --resolve") {
+	if strings.Contains(r.stderr, "let --resolve read it") {
 		t.Fatalf("the --resolve hint was given although --resolve was used")
+	}
+}
+
+// TestResolveHintsSpeakOfThisMachine: a failed look-up says what to do on
+// the machine that runs the CLI, with the CLI's flags, not the injector's.
+func TestResolveHintsSpeakOfThisMachine(t *testing.T) {
+	reg := registrytest.New(t, registrytest.Options{User: "u", Password: "p"})
+	ref, _ := reg.PushIndex(t, "shop/cache:6", registrytest.Image{Platform: "linux/amd64", Entrypoint: []string{"/cache-server"}})
+	input := "apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\nspec:\n  containers:\n  - name: cache\n    image: " + ref + "\n"
+	r := runCLI(t, []byte(input), "inject", "-f", "-", "--resolve", "--resolve-timeout", "5s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "refused access (HTTP 401); --resolve reads only public images and ECR (with this machine's AWS credentials); give the command with --command") ||
+		strings.Contains(r.stderr, "injector") || strings.Contains(r.stderr, "imagePullSecret") {
+		t.Fatalf("the hint should speak of this machine and --command, not of the injector or pull secrets:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "give it with --command CONTAINER=JSON") {
+		t.Fatalf("the warning should offer --command:\n%s", r.stderr)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 func (c *Cluster) startContainerd(bins Binaries, detached bool) error {
@@ -43,7 +43,7 @@ func (c *Cluster) ImportImage(ctx context.Context, tarball string) error {
 	return err
 }
 
-// LoadImage builds the image of spec (see package e2e/images) and imports it.
+// LoadImage builds the image of spec (see package internal/images) and imports it.
 func (c *Cluster) LoadImage(ctx context.Context, spec images.Spec) error {
 	dir := filepath.Join(c.state.Dir, "images")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

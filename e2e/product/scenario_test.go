@@ -17,12 +17,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 // Namespaces of the test.

@@ -7,8 +7,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 // Images of the scenario itself (the product's come from `make images`).

@@ -22,9 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 var update = flag.Bool("update", false, "rewrite e2e/testdata/stats-summary.json with the body this run reads")

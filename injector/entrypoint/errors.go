@@ -118,6 +118,31 @@ func classify(image string, ref name.Reference, err error, fetchTimeout time.Dur
 	return e
 }
 
+// localHint is the hint of a failed look-up made on a person's machine (the
+// CLI's --resolve), which has no pull secrets of a cluster: only anonymous
+// access and ECR through the machine's AWS credentials.
+func localHint(e *Error) string {
+	reg := e.Image
+	if ref, err := name.ParseReference(e.Image); err == nil {
+		reg = ref.Context().RegistryStr()
+	}
+	switch {
+	case e.Reason == ReasonUnauthorized && strings.HasPrefix(e.What, "could not get ECR credentials"):
+		return "give this machine AWS credentials that may call ecr:GetAuthorizationToken (AWS_PROFILE, aws sso login), or give the command with --command"
+	case e.Reason == ReasonUnauthorized:
+		return "--resolve reads only public images and ECR (with this machine's AWS credentials); give the command with --command"
+	case e.Reason == ReasonTimeout && strings.Contains(e.What, "look-up budget"):
+		return "raise --resolve-timeout, or give the command with --command"
+	case e.Reason == ReasonTimeout || e.Reason == ReasonUnreachable:
+		return "check that this machine can reach " + reg + ", or give the command with --command"
+	case e.Reason == ReasonPlainHTTP:
+		return "pass --insecure-registry " + reg
+	case e.Reason == ReasonTLS:
+		return "add the registry's CA to this machine's trust store (or SSL_CERT_FILE)"
+	}
+	return e.Hint
+}
+
 // budgetError: the caller's time ran out while the look-up goes on.
 func budgetError(image string, ref name.Reference, err error, budget time.Duration) *Error {
 	return &Error{

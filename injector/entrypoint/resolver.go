@@ -79,6 +79,11 @@ type Options struct {
 	ECR        authn.Helper
 	DisableECR bool
 
+	// OnThisMachine says the look-ups run on a person's machine (the CLI's
+	// --resolve) rather than in the injector: the hints of failed look-ups
+	// then speak of this machine and the CLI's flags.
+	OnThisMachine bool
+
 	// Observer receives metrics; nil means none.
 	Observer Observer
 	// Now is the clock of the caches (tests move it); default time.Now.
@@ -124,6 +129,7 @@ type Resolver struct {
 	kube         kubernetes.Interface
 	ecr          authn.Keychain
 	observer     Observer
+	local        bool
 
 	configs     *cache.LRUExpireCache // digest|platform -> *injector.ImageConfig
 	tags        *cache.LRUExpireCache // canonical tag ref -> v1.Hash
@@ -156,6 +162,7 @@ func New(opts Options) (*Resolver, error) {
 		transport:    opts.Transport,
 		kube:         opts.Kubernetes,
 		observer:     opts.Observer,
+		local:        opts.OnThisMachine,
 	}
 	for _, reg := range opts.InsecureRegistries {
 		reg = strings.TrimSpace(reg)
@@ -295,6 +302,9 @@ func (r *Resolver) fly(ctx context.Context, p probe, creds Credentials) (*inject
 		cfg, err := r.fetch(fctx, p.ref, p.digest, p.known, creds)
 		if err != nil {
 			e := classify(p.image, p.ref, err, r.fetchTimeout, r.platform.String())
+			if r.local {
+				e.Hint = localHint(e)
+			}
 			r.observer.RegistryLookup(time.Since(start), string(e.Reason))
 			r.failures.Add(p.failKey, e, r.negativeTTL)
 			return nil, e
@@ -309,7 +319,11 @@ func (r *Resolver) fly(ctx context.Context, p probe, creds Credentials) (*inject
 		}
 		return res.Val.(*injector.ImageConfig), nil
 	case <-ctx.Done():
-		return nil, budgetError(p.image, p.ref, ctx.Err(), r.budget)
+		e := budgetError(p.image, p.ref, ctx.Err(), r.budget)
+		if r.local {
+			e.Hint = localHint(e)
+		}
+		return nil, e
 	}
 }
 

@@ -1,16 +1,21 @@
 // Package manifest runs the injection offline on Kubernetes manifests, the
-// way `linkerd inject` does: a multi-document YAML stream in, the same
-// stream out with the pod templates of Pods, Deployments, StatefulSets,
-// DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs (also
-// inside a List) injected by injector.Mutate. Documents it does not change
-// are written back byte for byte; in a changed document, comments, key
-// order and style of the author's parts are kept.
+// way `linkerd inject` does: YAML or JSON in, the same out, with the pod
+// templates of Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets,
+// ReplicationControllers, Jobs and CronJobs (also inside a List) injected by
+// injector.Mutate.
+//
+// Documents it does not change are written back byte for byte. In a YAML
+// document it changes, the text is edited in place: the injected lines are
+// inserted in the document's own indentation and sequence style, and
+// everything else (comments, quoting, block scalars, key order) stays as it
+// was, so that a GitOps diff shows only the injection. A JSON document is
+// written back as JSON, in its own indentation and key order.
 package manifest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,6 +23,17 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector"
+	"github.com/fargate-otel/fargate-otel/injector/annotations"
+)
+
+// Format is how a stream is written.
+type Format string
+
+const (
+	// FormatSame writes JSON when every input is JSON, else YAML.
+	FormatSame Format = ""
+	FormatYAML Format = "yaml"
+	FormatJSON Format = "json"
 )
 
 // Options configure Inject.
@@ -28,11 +44,29 @@ type Options struct {
 	// Resolve looks up the images of containers without a command; nil
 	// leaves them unwrapped with a warning.
 	Resolve func(pod *corev1.Pod, reqs []injector.ImageRequest) injector.Images
+	// Commands give containers the command their spec lacks (the CLI's
+	// --command), as if it were in the spec: they come before the
+	// fargate-otel.io/command annotation and the image's entrypoint.
+	Commands []Command
+	// Reinject injects anew the templates that already carry the injection:
+	// what it added is taken out (injector.Uninject), then the current
+	// configuration and commands are applied.
+	Reinject bool
+	// Output is the format of the output.
+	Output Format
+}
+
+// Command is the command of the container Container of every pod template,
+// or of the one of Workload ("deployment/web", as the report names it).
+type Command struct {
+	Workload  string
+	Container string
+	Argv      []string
 }
 
 // Object is what happened to one workload of the stream.
 type Object struct {
-	// Document is the 1-based position of the YAML document in the stream.
+	// Document is the 1-based position of the document in the stream.
 	Document  int
 	Kind      string
 	Namespace string
@@ -41,6 +75,19 @@ type Object struct {
 	Item int
 	// Error says why the object could not be read (it is left as it was).
 	Error string
+	// Containers are the template's own containers, init containers first
+	// (without the injector's).
+	Containers []string
+	// Commanded are the containers whose command came from Options.Commands.
+	Commanded []string
+	// Reinjected: the template carried an injection, taken out and made anew.
+	Reinjected bool
+	// CommandNowKnown are containers an earlier injection left unwrapped
+	// for which a command is known now (spec, annotation or Commands):
+	// injecting anew (Options.Reinject) would wrap them.
+	CommandNowKnown []string
+	// injector.Result: for a template injected earlier (Skip
+	// SkipAlreadyInjected), Status is what its status annotation says.
 	injector.Result
 }
 
@@ -86,66 +133,23 @@ type header struct {
 	Data map[string]string `json:"data"`
 }
 
-// stream is a parsed YAML stream.
-type stream struct {
-	docs       []document
-	nodes      []*yaml.Node // nil for blank documents
-	configMaps map[string]map[string]string
+func readHeader(node *yaml.Node) (header, []byte, error) {
+	var h header
+	j, err := nodeJSON(node)
+	if err != nil {
+		return h, nil, err
+	}
+	err = json.Unmarshal(j, &h)
+	return h, j, err
 }
 
-func parse(input []byte) (*stream, error) {
-	s := &stream{docs: split(input), configMaps: map[string]map[string]string{}}
-	s.nodes = make([]*yaml.Node, len(s.docs))
-	for i, d := range s.docs {
-		if blank(d.text) {
-			continue
-		}
-		var node yaml.Node
-		if err := yaml.Unmarshal(d.text, &node); err != nil {
-			return nil, fmt.Errorf("document %d is not valid YAML: %w", i+1, err)
-		}
-		if len(node.Content) == 0 || node.Content[0].Kind != yaml.MappingNode {
-			continue
-		}
-		s.nodes[i] = &node
-		if h, _, err := readHeader(node.Content[0]); err == nil && h.Kind == "ConfigMap" && h.APIVersion == "v1" {
-			s.configMaps[h.Metadata.Namespace+"/"+h.Metadata.Name] = h.Data
-		}
+// nodeJSON is a node as Kubernetes reads it.
+func nodeJSON(node *yaml.Node) ([]byte, error) {
+	text, err := yaml.Marshal(node)
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
-}
-
-// objects calls f for every object of the stream, items of Lists
-// included; f says whether it changed the node.
-func (s *stream) objects(f func(node *yaml.Node, doc, item int) bool) error {
-	for i, node := range s.nodes {
-		if node == nil {
-			continue
-		}
-		root := node.Content[0]
-		changed := false
-		if items := mapValue(root, "items"); items != nil && items.Kind == yaml.SequenceNode && strings.HasSuffix(kindOf(root), "List") {
-			for k, item := range items.Content {
-				if item.Kind == yaml.MappingNode && f(item, i+1, k) {
-					changed = true
-				}
-			}
-		} else {
-			changed = f(root, i+1, -1)
-		}
-		if changed {
-			var buf bytes.Buffer
-			enc := yaml.NewEncoder(&buf)
-			enc.SetIndent(2)
-			enc.CompactSeqIndent()
-			if err := enc.Encode(node); err != nil {
-				return fmt.Errorf("document %d: write YAML: %w", i+1, err)
-			}
-			_ = enc.Close()
-			s.docs[i].text = buf.Bytes()
-		}
-	}
-	return nil
+	return sigsyaml.YAMLToJSON(text)
 }
 
 func kindOf(node *yaml.Node) string {
@@ -155,45 +159,39 @@ func kindOf(node *yaml.Node) string {
 	return ""
 }
 
-func readHeader(node *yaml.Node) (header, []byte, error) {
-	var h header
-	text, err := yaml.Marshal(node)
-	if err != nil {
-		return h, nil, err
-	}
-	j, err := sigsyaml.YAMLToJSON(text)
-	if err != nil {
-		return h, nil, err
-	}
-	err = json.Unmarshal(j, &h)
-	return h, j, err
+// Inject injects every pod template of a stream. The error is for input
+// that is not YAML or JSON at all; problems with one object are in its
+// Object.
+func Inject(input []byte, opts Options) ([]byte, []Object, error) {
+	return InjectFiles([][]byte{input}, opts)
 }
 
-// Inject injects every pod template of the stream. The error is for input
-// that is not YAML at all; problems with one object are in its Object.
-func Inject(input []byte, opts Options) ([]byte, []Object, error) {
-	s, err := parse(input)
+// InjectFiles injects several inputs as one stream (a workload finds its
+// exporters ConfigMap in any of them), each read as YAML or JSON on its own.
+func InjectFiles(inputs [][]byte, opts Options) ([]byte, []Object, error) {
+	s, err := parse(inputs)
 	if err != nil {
 		return nil, nil, err
 	}
 	var objects []Object
-	err = s.objects(func(node *yaml.Node, doc, item int) bool {
+	err = s.objects(func(d *document, node *yaml.Node, doc, item int) {
 		w, ok := s.workload(node, doc, item)
 		if !ok {
-			return false
+			return
 		}
-		if w.obj.Error != "" {
-			objects = append(objects, w.obj)
-			return false
+		if w.obj.Error == "" {
+			w.inject(opts, &d.merger)
 		}
-		changed := w.inject(opts)
 		objects = append(objects, w.obj)
-		return changed
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return join(s.docs), objects, nil
+	out, err := s.write(opts.Output)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, objects, nil
 }
 
 // Pod is the pod of one workload of a stream, with the exporters ConfigMap
@@ -205,18 +203,16 @@ type Pod struct {
 }
 
 // Pods reads the pods of the workloads of a stream (for `render`).
-func Pods(input []byte) ([]Pod, error) {
-	s, err := parse(input)
+func Pods(inputs ...[]byte) ([]Pod, error) {
+	s, err := parse(inputs)
 	if err != nil {
 		return nil, err
 	}
 	var pods []Pod
-	err = s.objects(func(node *yaml.Node, doc, item int) bool {
-		w, ok := s.workload(node, doc, item)
-		if ok {
+	err = s.objects(func(_ *document, node *yaml.Node, doc, item int) {
+		if w, ok := s.workload(node, doc, item); ok {
 			pods = append(pods, Pod{Object: w.obj, Pod: w.pod, Exporters: w.exporters})
 		}
-		return false
 	})
 	return pods, err
 }
@@ -224,6 +220,7 @@ func Pods(input []byte) ([]Pod, error) {
 // workload is one object with a pod template.
 type workload struct {
 	obj       Object
+	root      *yaml.Node
 	tmplNode  *yaml.Node
 	tmpl      corev1.PodTemplateSpec
 	pod       *corev1.Pod
@@ -241,7 +238,7 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 	if !ok {
 		return nil, false
 	}
-	w := &workload{obj: Object{Document: doc, Item: item, Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name}}
+	w := &workload{root: node, obj: Object{Document: doc, Item: item, Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name}}
 	fail := func(format string, args ...any) (*workload, bool) {
 		w.obj.Error = fmt.Sprintf(format, args...)
 		w.obj.Skip = injector.SkipInvalid
@@ -256,8 +253,11 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 		m, _ := tmplJSON.(map[string]any)
 		tmplJSON = m[key]
 		if w.tmplNode != nil {
-			w.tmplNode = mapValue(w.tmplNode, key)
+			w.tmplNode = mapValue(resolveAlias(w.tmplNode), key)
 		}
+	}
+	if w.tmplNode != nil {
+		w.tmplNode = resolveAlias(w.tmplNode)
 	}
 	if tmplJSON == nil || w.tmplNode == nil || w.tmplNode.Kind != yaml.MappingNode {
 		return fail("no pod template at %s", strings.Join(path, "."))
@@ -270,6 +270,13 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 	if w.pod.Namespace == "" {
 		w.pod.Namespace = h.Metadata.Namespace
 	}
+	for _, list := range [][]corev1.Container{w.pod.Spec.InitContainers, w.pod.Spec.Containers} {
+		for _, c := range list {
+			if c.Name != injector.InitContainerName && c.Name != injector.CollectorContainerName {
+				w.obj.Containers = append(w.obj.Containers, c.Name)
+			}
+		}
+	}
 	if ref, ok := injector.ExportersConfigMap(w.pod); ok {
 		if data, found := s.configMaps[w.pod.Namespace+"/"+ref.Name]; found {
 			w.exporters = &injector.ReferencedExporters{Ref: ref, Data: data[ref.Key]}
@@ -281,35 +288,84 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 	return w, true
 }
 
-// inject mutates the workload's pod template node; it says whether it changed.
-func (w *workload) inject(opts Options) bool {
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// inject mutates the workload's pod template node through m.
+func (w *workload) inject(opts Options, m *merger) {
 	cfg := opts.Config
 	cfg.ReferencedExporters = w.exporters
-	var images injector.Images
+	extra := ownMetadataWarnings(w.root, w.obj.Kind)
+	defer func() { w.obj.Warnings = append(extra, w.obj.Warnings...) }()
+
+	pod := w.pod
+	var known injector.Images
+	_, injected := pod.Annotations[annotations.Status]
+	if injected && opts.Reinject {
+		u, imgs, err := injector.Uninject(pod)
+		if err != nil {
+			w.obj.Skip = injector.SkipAlreadyInjected
+			extra = append(extra, "fargate-otel: not injected anew: "+err.Error())
+			return
+		}
+		pod, known = u, imgs
+		w.obj.Reinjected = true
+	}
+	given, warns := w.applyCommands(pod, opts.Commands)
+	extra = append(extra, warns...)
+	images := known
 	if opts.Resolve != nil {
-		if reqs := injector.ImagesToResolve(w.pod, cfg); len(reqs) > 0 {
-			images = opts.Resolve(w.pod, reqs)
+		if reqs := injector.ImagesToResolve(pod, cfg); len(reqs) > 0 {
+			looked := opts.Resolve(pod, reqs)
+			images = injector.Images{}
+			for k, v := range known {
+				images[k] = v
+			}
+			for k, v := range looked {
+				images[k] = v
+			}
 		}
 	}
-	w.obj.Result = injector.Mutate(w.pod, cfg, images)
-	if !w.obj.Injected {
-		return false
+	res := injector.Mutate(pod, cfg, images)
+	w.obj.Result = res
+	if !res.Injected {
+		if res.Skip == injector.SkipAlreadyInjected {
+			w.alreadyInjected(given)
+		}
+		if !w.obj.Reinjected {
+			return
+		}
+		res.Pod = pod // the injection taken out, nothing new
 	}
-	out := corev1.PodTemplateSpec{ObjectMeta: w.obj.Pod.ObjectMeta, Spec: w.obj.Pod.Spec}
+	// A container given a command but left unwrapped keeps its own spec.
+	for _, name := range given {
+		if res.Status == nil || !contains(res.Status.Containers, name) {
+			restoreCommand(res.Pod, name)
+		}
+	}
+	out := corev1.PodTemplateSpec{ObjectMeta: res.Pod.ObjectMeta, Spec: res.Pod.Spec}
 	out.Namespace = w.tmpl.Namespace
 	before, err1 := generic(w.tmpl)
 	after, err2 := generic(out)
 	if err1 != nil || err2 != nil {
 		w.obj.Result = injector.Result{Pod: w.pod, Skip: injector.SkipInternalError}
 		w.obj.Error = fmt.Sprintf("write the pod template: %v %v", err1, err2)
-		return false
+		return
 	}
-	merge(w.tmplNode, before, after)
-	return true
+	m.remove = w.obj.Reinjected
+	m.merge(w.tmplNode, nil, before, after, 0)
+	m.remove = false
+	if w.obj.Reinjected {
+		w.obj.Injected = true
+	}
 }
 
 // UnwrappedForLackOfCommand lists the containers left unwrapped because
-// their command is unknown, for the CLI's hint about --resolve.
+// their command is unknown, for the CLI's hints.
 func UnwrappedForLackOfCommand(o Object) []string {
 	if o.Status == nil {
 		return nil
@@ -323,4 +379,13 @@ func UnwrappedForLackOfCommand(o Object) []string {
 		}
 	}
 	return out
+}
+
+// sameJSON compares two JSON texts as values.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -22,11 +22,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
-	"github.com/fargate-otel/fargate-otel/e2e/images"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/injector"
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 // localNetNS is the local cluster's network namespace (e2e/cmd/localcluster).

@@ -13,7 +13,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 )
 
 type list []string

@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/fargate-otel/fargate-otel/e2e/images"
+	"github.com/fargate-otel/fargate-otel/internal/images"
 	"github.com/fargate-otel/fargate-otel/internal/version"
 )
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -155,4 +156,37 @@ func TestDockerfiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoDependencyOnTheTests: the build tools, the binaries and their
+// libraries never import the tests' tree (e2e/): what both need, such as
+// the image builder, lives under internal/.
+func TestNoDependencyOnTheTests(t *testing.T) {
+	root, err := gobuild.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goCommand(), "list", "-deps", "-f", "{{.ImportPath}} {{.Imports}}",
+		"./cmd/...", "./internal/...", "./injector/...", "./nodeproxy/...", "./tee/...", "./logrotate/...")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	const tests = "github.com/fargate-otel/fargate-otel/e2e"
+	for _, line := range strings.Split(string(out), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		for _, imp := range strings.Fields(strings.Trim(imports, "[]")) {
+			if imp == tests || strings.HasPrefix(imp, tests+"/") {
+				t.Errorf("%s imports %s, a package of the tests' tree; move what they share under internal/", pkg, imp)
+			}
+		}
+	}
+}
+
+func goCommand() string {
+	if g := os.Getenv("GO"); g != "" {
+		return g
+	}
+	return "go"
 }

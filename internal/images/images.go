@@ -5,6 +5,10 @@
 //
 // The images are reproducible: every timestamp is the Unix epoch and every
 // file belongs to root, so the same binary gives the same digest.
+//
+// Both the release tool (internal/tools/mkimages, `make images`) and the
+// end-to-end tests (e2e/cluster, e2e/scenario, e2e/cmd/mkimage) build their
+// images with it; the programs of the tests' images stay under e2e/images.
 package images
 
 import (
@@ -102,7 +106,7 @@ func Build(spec Spec) (v1.Image, error) {
 	}
 	img, err := mutate.Append(empty.Image, mutate.Addendum{
 		Layer:   l,
-		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "fargate-otel e2e/images: " + spec.Path, Comment: "single layer FROM scratch"},
+		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "fargate-otel internal/images: " + spec.Path, Comment: "single layer FROM scratch"},
 	})
 	if err != nil {
 		return nil, err
