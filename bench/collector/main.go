@@ -35,10 +35,10 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 const (

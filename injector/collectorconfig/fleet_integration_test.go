@@ -2,6 +2,7 @@ package collectorconfig_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha1" // the WebSocket handshake's accept key (RFC 6455)
 	"crypto/tls"
 	"crypto/x509"
@@ -19,7 +20,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-telemetry/opamp-go/protobufs"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
@@ -376,6 +381,25 @@ func TestFleetLiveExportersSwapExactlyOnce(t *testing.T) {
 	}
 }
 
+// sendMetric sends one gauge over OTLP/gRPC as an app in the pod does.
+func sendMetric(t *testing.T, endpoint, name string) {
+	t.Helper()
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pmetricotlp.NewGRPCClient(conn).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+		t.Fatalf("export metric: %v", err)
+	}
+}
+
 func missingAtSinks(files []criLine, sinks ...*otlpsink.Sink) int {
 	got := map[string]bool{}
 	for _, s := range sinks {
@@ -436,6 +460,22 @@ func TestFleetBadLiveSettingsAreRolledBack(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.state, "fleet", "overrides.json")); !os.IsNotExist(err) {
 		t.Errorf("failed live settings were saved: %v", err)
+	}
+
+	// Good settings still apply after the failures: no trace is kept now.
+	zero := 0.0
+	hash = fs.push(sidecarconfig.Overrides{TraceSampling: &zero, LogLevel: "warn"})
+	fs.awaitStatus(hash, protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLIED)
+	sendSpan(t, f.cfg.OTLP.GRPCEndpoint, "sampled out")
+	// The span passed the sampler when its export returned; a kept one
+	// would wait in the traces' batch processor at most as long as a
+	// metric sent after it waits in the metrics' one.
+	sendMetric(t, f.cfg.OTLP.GRPCEndpoint, "after the sampling change")
+	pollUntil(t, 30*time.Second, "the metric after the sampling change", func() bool {
+		return slices.ContainsFunc(f.sink.Metrics(), func(m otlpsink.Metric) bool { return m.Name == "after the sampling change" })
+	})
+	if spansNamed(f.sink, "sampled out") != 0 {
+		t.Error("a span passed a trace sampling of 0")
 	}
 	if err := p.Stop(30 * time.Second); err != nil {
 		t.Fatalf("SIGTERM: want exit 0, got %v", err)

@@ -22,10 +22,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 const (

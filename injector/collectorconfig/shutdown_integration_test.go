@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fargate-otel/fargate-otel/injector"
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // preStopSleep is the collector's preStop sleep in a Job pod as the

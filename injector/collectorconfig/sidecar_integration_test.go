@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // A sidecar collector that cannot start must not hold its pod's app back:

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/injector/collectorconfig/collectortest"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 func podResource(f *fixture) map[string]any {
