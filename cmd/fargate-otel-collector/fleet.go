@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -159,27 +158,4 @@ func (f *fleetAgent) validate(ctx context.Context, ov sidecarconfig.Overrides) e
 		return fmt.Errorf("validate: %w", err)
 	}
 	return col.DryRun(ctx)
-}
-
-// settingsURI is the fargate: URI among the --config flags, "" when none.
-func settingsURI(args []string) string {
-	for i := 0; i < len(args); i++ {
-		a := strings.TrimPrefix(args[i], "-")
-		var v string
-		switch {
-		case a == "-config" || a == "config":
-			if i+1 < len(args) {
-				v = args[i+1]
-				i++
-			}
-		case strings.HasPrefix(a, "-config="):
-			v = strings.TrimPrefix(a, "-config=")
-		case strings.HasPrefix(a, "config="):
-			v = strings.TrimPrefix(a, "config=")
-		}
-		if strings.HasPrefix(v, sidecarconfig.SettingsScheme+":") {
-			return v
-		}
-	}
-	return ""
 }

@@ -403,3 +403,26 @@ func bodyHash(body []byte) []byte {
 	sum := sha256.Sum256(body)
 	return sum[:]
 }
+
+// settingsURI is the fargate: URI among the --config flags, "" when none.
+func settingsURI(args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimPrefix(args[i], "-")
+		var v string
+		switch {
+		case a == "-config" || a == "config":
+			if i+1 < len(args) {
+				v = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "-config="):
+			v = strings.TrimPrefix(a, "-config=")
+		case strings.HasPrefix(a, "config="):
+			v = strings.TrimPrefix(a, "config=")
+		}
+		if strings.HasPrefix(v, sidecarconfig.SettingsScheme+":") {
+			return v
+		}
+	}
+	return ""
+}

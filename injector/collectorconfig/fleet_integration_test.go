@@ -516,7 +516,7 @@ func startGarbageServer(t *testing.T, ca *pki.KeyPair) *garbageServer {
 		}
 		defer func() { _ = conn.Close() }()
 		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
+		_, _ = fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
 		garbage := []byte("\xff\xfethis is not an OpAMP message")
 		_, _ = buf.Write(append([]byte{0x82, byte(len(garbage))}, garbage...))
 		_ = buf.Flush()
