@@ -100,6 +100,9 @@ type Options struct {
 	RunFiles map[string][]byte
 	// Args are extra command-line arguments.
 	Args []string
+	// Binary, when set, runs this collector binary instead of BinaryPath's
+	// (e.g. a reference build to compare with).
+	Binary string
 }
 
 // Process is a running collector.
@@ -113,9 +116,12 @@ type Process struct {
 // StartProcess runs the collector with its files (log, staged /run files)
 // under dir.
 func StartProcess(opts Options, dir string) (*Process, error) {
-	bin, err := BinaryPath()
-	if err != nil {
-		return nil, err
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = BinaryPath(); err != nil {
+			return nil, err
+		}
 	}
 	configArg, configEnv := "--config=env:FARGATE_OTEL_CONFIG", "FARGATE_OTEL_CONFIG="+string(opts.Config)
 	if opts.Settings != nil {
