@@ -239,6 +239,29 @@ func TestFleetAgentReports(t *testing.T) {
 	}
 }
 
+// TestFleetAgentReportsACollectorThatCannotRun: while the collector
+// cannot start (the app holds its OTLP port), the agent reports it
+// unhealthy with the error, and healthy once it runs.
+func TestFleetAgentReportsACollectorThatCannotRun(t *testing.T) {
+	fs := startFleetServer(t, nil)
+	f := newFixture(t, func(c *sidecarconfig.Config) { c.KubeletStats.Disabled = true })
+	app, err := net.Listen("tcp", f.cfg.OTLP.GRPCEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.startFleetSidecar(fs.env()...)
+	fs.await(30*time.Second, "a stand-in health with the error", func() bool {
+		return fs.health.GetStatus() == "StandIn" && !fs.health.GetHealthy() && strings.Contains(fs.health.GetLastError(), "address already in use")
+	})
+	_ = app.Close()
+	fs.await(60*time.Second, "a running collector once the port is free", func() bool {
+		return fs.health.GetStatus() == "Running" && fs.health.GetHealthy()
+	})
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: want exit 0, got %v", err)
+	}
+}
+
 func keys(m map[string]bool) []string {
 	var out []string
 	for k := range m {
