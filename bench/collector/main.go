@@ -61,8 +61,9 @@ func main() {
 	latencySeconds := flag.Int("latency-seconds", 20, "seconds of writing at 1k lines/s for the latency")
 	idleSeconds := flag.Int("idle-seconds", 12, "seconds of idle RSS sampling")
 	agentOnly := flag.Bool("agent-only", false, "measure only what the fleet agent costs (size and idle RSS against the build without it)")
+	withAgent := flag.Bool("agent", true, "measure what the fleet agent costs (false: a binary without it can be measured)")
 	flag.Parse()
-	if err := run(*rates, *stepSeconds, *latencySeconds, *idleSeconds, *agentOnly); err != nil {
+	if err := run(*rates, *stepSeconds, *latencySeconds, *idleSeconds, *agentOnly, *withAgent); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-collector:", err)
 		os.Exit(1)
 	}
@@ -74,7 +75,7 @@ type result struct {
 	met                  bool
 }
 
-func run(rateList string, stepSeconds, latencySeconds, idleSeconds int, agentOnly bool) error {
+func run(rateList string, stepSeconds, latencySeconds, idleSeconds int, agentOnly, withAgent bool) error {
 	bin, err := collectortest.BinaryPath()
 	if err != nil {
 		return err
@@ -93,11 +94,13 @@ func run(rateList string, stepSeconds, latencySeconds, idleSeconds int, agentOnl
 	mb := float64(st.Size()) / 1e6
 	results = append(results, result{"binary size", fmt.Sprintf("%.1f MB (%.1f MiB)", mb, float64(st.Size())/(1<<20)), "<= 75 MB", mb / 75, mb <= 75})
 
-	agent, err := agentCost(bin, idleSeconds)
-	if err != nil {
-		return fmt.Errorf("fleet agent: %w", err)
+	if withAgent {
+		agent, err := agentCost(bin, idleSeconds)
+		if err != nil {
+			return fmt.Errorf("fleet agent: %w", err)
+		}
+		results = append(results, agent...)
 	}
-	results = append(results, agent...)
 	if agentOnly {
 		printResults(results)
 		return nil
