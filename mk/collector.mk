@@ -11,6 +11,9 @@ OCB := $(TOOLS_BIN)/builder-$(OCB_VERSION)
 SIDECARCONFIG_DIR := $(ROOT)/sidecarconfig
 COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . $(SIDECARCONFIG_DIR) -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(SIDECARCONFIG_DIR)/go.mod; $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
 COLLECTOR_CACHED := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
+# The same distribution without the fleet agent (-tags noagent): the
+# reference make bench-collector measures the agent's cost against.
+COLLECTOR_NOAGENT := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector-noagent
 
 # Tests (root module and the collector's own) find the binary here; a test
 # run without it builds it with `make collector`.
@@ -36,6 +39,9 @@ $(COLLECTOR_CACHED):
 	@# keep only the current build
 	@find $(CACHE)/collector -mindepth 1 -maxdepth 1 -type d ! -name $(COLLECTOR_HASH) -exec rm -rf {} +
 
+$(COLLECTOR_NOAGENT): $(COLLECTOR_CACHED)
+	cd $(COLLECTOR_DIR) && nice env $(GO_BUILD) -tags noagent -o $@.tmp . && mv $@.tmp $@
+
 $(OCB):
 	@mkdir -p $(TOOLS_BIN)
 	GOBIN=$(TOOLS_BIN) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
@@ -55,7 +61,8 @@ test-collector: collector ## the collector module's own tests, and sidecarconfig
 	cd $(SIDECARCONFIG_DIR) && $(GO) test -count=1 ./...
 
 .PHONY: bench-collector
-bench-collector: collector ## collector budgets: size, idle RSS, exactly-once line rate, latency
+bench-collector: collector $(COLLECTOR_NOAGENT) ## collector budgets: size, idle RSS, what the fleet agent adds, exactly-once line rate, latency
 	@mkdir -p $(ARTIFACTS)
 	$(GO) build -o $(CACHE)/tools/fargate-otel-tee ./cmd/fargate-otel-tee
-	FARGATE_OTEL_TEE_BIN=$(CACHE)/tools/fargate-otel-tee $(GO) run ./bench/collector | tee $(ARTIFACTS)/bench-collector.txt
+	FARGATE_OTEL_TEE_BIN=$(CACHE)/tools/fargate-otel-tee FARGATE_OTEL_COLLECTOR_NOAGENT_BIN=$(COLLECTOR_NOAGENT) \
+		$(GO) run ./bench/collector $(BENCH_COLLECTOR_FLAGS) | tee $(ARTIFACTS)/bench-collector.txt

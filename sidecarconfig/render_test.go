@@ -72,6 +72,13 @@ func variants() map[string]Config {
 	c.DrainTimeout = 0
 	v["no-drain"] = c
 
+	// What the fleet's live settings may change: a quarter of the traces
+	// kept (probabilistic_sampler), the collector's own logs at warn.
+	c = Default()
+	c.TraceSampling = 0.25
+	c.LogLevel = "warn"
+	v["trace-sampling"] = c
+
 	return v
 }
 

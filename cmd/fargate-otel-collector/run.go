@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -22,8 +23,22 @@ import (
 // such as validate keep their exit status.
 func run(set otelcol.CollectorSettings) error {
 	set.Factories = withDistribution(set.Factories)
-	withSettingsProvider(&set, settingsprovider.Options{})
 	sidecar, _ := strconv.ParseBool(os.Getenv(sidecarEnv))
+	log := jsonLogger(os.Stderr)
+	// In a sidecar with a fleet endpoint, the supervisor is also the fleet's
+	// agent (fleet.go): live settings are laid over the pod's own.
+	var fl fleet
+	if sidecar {
+		fl = newFleet(log, set.BuildInfo, os.Args[1:])
+	}
+	opts := settingsprovider.Options{}
+	if fl != nil {
+		opts = fl.prepare(&set)
+	}
+	withSettingsProvider(&set, opts)
+	if fl != nil {
+		fl.collectorSettings(set)
+	}
 	// In a sidecar, SIGTERM is the supervisor's alone: it cancels the
 	// collector's context, and the collector then shuts down with a fresh
 	// one. Were the collector to catch SIGTERM too, whichever handler ran
@@ -31,7 +46,6 @@ func run(set otelcol.CollectorSettings) error {
 	// would get a context already cancelled by the supervisor.
 	set.DisableGracefulShutdown = sidecar
 	cmd := otelcol.NewCommand(set)
-	log := jsonLogger(os.Stderr)
 	timeout, warning := shutdownTimeout(os.Getenv(shutdownTimeoutEnv))
 	runCollector := cmd.RunE
 	if !sidecar {
@@ -51,6 +65,11 @@ func run(set otelcol.CollectorSettings) error {
 			log.Warn(warning)
 		}
 		defer newHardStop(log, timeout, hardStopSidecarCode).arm()()
+		if fl != nil {
+			s.hooks = fl.hooks()
+			stopAgent := fl.start()
+			defer stopAgent()
+		}
 		s.run(func(ctx context.Context) error {
 			c.SetContext(ctx)
 			return runCollector(c, args)
@@ -67,12 +86,26 @@ func run(set otelcol.CollectorSettings) error {
 	return err
 }
 
+// fleet is a sidecar's fleet agent with its live config (fleet.go), or nil.
+type fleet interface {
+	// prepare adds the agent's components to set, and returns the config
+	// provider's options.
+	prepare(set *otelcol.CollectorSettings) settingsprovider.Options
+	// collectorSettings gives the settings the collector runs with (the
+	// live config validates candidates with them).
+	collectorSettings(set otelcol.CollectorSettings)
+	// hooks follow the supervisor's runs.
+	hooks() runHooks
+	// start connects the agent; the returned func disconnects it.
+	start() (stop func())
+}
+
 // withSettingsProvider adds the `fargate` config provider: a pod's sidecar
 // runs with --config=fargate:env:FARGATE_OTEL_SETTINGS.
 func withSettingsProvider(set *otelcol.CollectorSettings, opts settingsprovider.Options) {
 	f := settingsprovider.NewFactory(opts)
 	rs := &set.ConfigProviderSettings.ResolverSettings
-	rs.ProviderFactories = append(rs.ProviderFactories, f)
+	rs.ProviderFactories = append(slices.Clone(rs.ProviderFactories), f)
 	if set.ProviderModules == nil {
 		set.ProviderModules = map[string]string{}
 	}

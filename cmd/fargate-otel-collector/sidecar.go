@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/drain"
 )
 
 // A pod's sidecar must never hold its app back. The kubelet starts a pod's
@@ -53,13 +55,35 @@ type supervisor struct {
 	health     string
 	firstRetry time.Duration
 	maxRetry   time.Duration
+	hooks      runHooks
 }
+
+// runHooks let the live config (live.go) follow and steer the runs.
+type runHooks interface {
+	// starting is called before each start, with what stops that run.
+	starting(stop context.CancelFunc)
+	// stopped is called when a run ended; true: it was stopped for a
+	// config swap, and the next starts at once.
+	stopped(err error) bool
+	// standingIn is called when the collector cannot run.
+	standingIn(err error)
+	// woken cuts a stand-in wait short (a new config to try).
+	woken() <-chan struct{}
+}
+
+// noHooks: a sidecar without a fleet agent.
+type noHooks struct{}
+
+func (noHooks) starting(context.CancelFunc) {}
+func (noHooks) stopped(error) bool          { return false }
+func (noHooks) standingIn(error)            {}
+func (noHooks) woken() <-chan struct{}      { return nil }
 
 func newSupervisor(w io.Writer, health string) *supervisor {
 	if health == "" {
 		health = defaultHealthEndpoint
 	}
-	return &supervisor{log: jsonLogger(w), health: health, firstRetry: firstRetry, maxRetry: maxRetry}
+	return &supervisor{log: jsonLogger(w), health: health, firstRetry: firstRetry, maxRetry: maxRetry, hooks: noHooks{}}
 }
 
 // jsonLogger writes lines shaped like the collector's own JSON logs.
@@ -82,17 +106,27 @@ func jsonLogger(w io.Writer) *slog.Logger {
 // blocks while the collector runs and returns when it stops; the context
 // is cancelled by the signal.
 func (s *supervisor) run(start func(context.Context) error) {
-	ctx, stop := watchSignals()
+	// The pod is ending: no drain may be cut short for a config swap.
+	ctx, stop := watchSignals(drain.Ending)
 	defer stop()
 	wait := s.firstRetry
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
-		err := start(ctx)
+		runCtx, stopRun := context.WithCancel(ctx)
+		s.hooks.starting(stopRun)
+		err := start(runCtx)
+		stopRun()
+		swapped := s.hooks.stopped(err)
 		if terminated(ctx) {
 			if err != nil {
 				s.log.Warn("The collector stopped after SIGTERM with an error", "error", err.Error())
 			}
 			return
+		}
+		if swapped {
+			// Stopped for a live config swap: the next runs the new config.
+			attempt, wait = 0, s.firstRetry
+			continue
 		}
 		if err == nil {
 			err = errors.New("the collector stopped by itself: a component failed while it ran (see the lines above)")
@@ -102,6 +136,7 @@ func (s *supervisor) run(start func(context.Context) error) {
 		}
 		s.log.Error(fmt.Sprintf("The collector could not run. This process stays up so that the pod's app is not held back, and starts the collector again in %s.", wait),
 			"error", err.Error(), "what to do", advice(err), "attempt", attempt, "retry_in", wait.String())
+		s.hooks.standingIn(err)
 		if !s.standIn(ctx, wait, err) {
 			return
 		}
@@ -109,10 +144,10 @@ func (s *supervisor) run(start func(context.Context) error) {
 	}
 }
 
-// watchSignals returns a context cancelled by SIGTERM or SIGINT. SIGHUP,
-// which the running collector takes as "reload", is otherwise ignored
-// rather than fatal.
-func watchSignals() (context.Context, func()) {
+// watchSignals returns a context cancelled by SIGTERM or SIGINT, after
+// onTerm ran. SIGHUP, which the running collector takes as "reload", is
+// otherwise ignored rather than fatal.
+func watchSignals(onTerm func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -122,6 +157,7 @@ func watchSignals() (context.Context, func()) {
 			select {
 			case sig := <-ch:
 				if sig != syscall.SIGHUP {
+					onTerm()
 					cancel()
 				}
 			case <-done:
@@ -142,7 +178,7 @@ func watchSignals() (context.Context, func()) {
 func terminated(ctx context.Context) bool { return ctx.Err() != nil }
 
 // standIn answers the liveness probe on s.health for wait, or until ctx is
-// done (then it returns false). The answer is 200 with the reason, so that
+// done (then it returns false) or a new config is to be tried. The answer is 200 with the reason, so that
 // the kubelet does not restart the sidecar: a restart would not fix more
 // than the next start does, and while a sidecar waits to be restarted its
 // pod is not Ready.
@@ -175,6 +211,8 @@ func (s *supervisor) standIn(ctx context.Context, wait time.Duration, cause erro
 	case <-ctx.Done():
 		return false
 	case <-t.C:
+		return true
+	case <-s.hooks.woken():
 		return true
 	}
 }

@@ -84,9 +84,13 @@ func ServiceAccount(token string, caCert []byte) map[string][]byte {
 
 // Options says how to run the collector.
 type Options struct {
-	// Config is the collector YAML, passed as the sidecar does, in
-	// FARGATE_OTEL_CONFIG.
+	// Config is the collector YAML, passed in FARGATE_OTEL_CONFIG
+	// (--config=env:FARGATE_OTEL_CONFIG).
 	Config []byte
+	// Settings, when set instead of Config, are the pod's compact settings
+	// (sidecarconfig.Encode), passed as the injector passes them, in
+	// FARGATE_OTEL_SETTINGS (--config=fargate:env:FARGATE_OTEL_SETTINGS).
+	Settings []byte
 	// Env is added to the environment (NODE_NAME=..., POD_NAME=..., ...).
 	Env []string
 	// RunFiles, when set, runs the collector in its own mount namespace with
@@ -96,6 +100,9 @@ type Options struct {
 	RunFiles map[string][]byte
 	// Args are extra command-line arguments.
 	Args []string
+	// Binary, when set, runs this collector binary instead of BinaryPath's
+	// (e.g. a reference build to compare with).
+	Binary string
 }
 
 // Process is a running collector.
@@ -109,11 +116,18 @@ type Process struct {
 // StartProcess runs the collector with its files (log, staged /run files)
 // under dir.
 func StartProcess(opts Options, dir string) (*Process, error) {
-	bin, err := BinaryPath()
-	if err != nil {
-		return nil, err
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = BinaryPath(); err != nil {
+			return nil, err
+		}
 	}
-	args, env, err := inRunNamespace(dir, opts.RunFiles, append([]string{bin, "--config=env:FARGATE_OTEL_CONFIG"}, opts.Args...))
+	configArg, configEnv := "--config=env:FARGATE_OTEL_CONFIG", "FARGATE_OTEL_CONFIG="+string(opts.Config)
+	if opts.Settings != nil {
+		configArg, configEnv = "--config=fargate:env:FARGATE_OTEL_SETTINGS", "FARGATE_OTEL_SETTINGS="+string(opts.Settings)
+	}
+	args, env, err := inRunNamespace(dir, opts.RunFiles, append([]string{bin, configArg}, opts.Args...))
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +137,7 @@ func StartProcess(opts Options, dir string) (*Process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(append(append(os.Environ(), opts.Env...), env...), "FARGATE_OTEL_CONFIG="+string(opts.Config))
+	cmd.Env = append(append(append(os.Environ(), opts.Env...), env...), configEnv)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {

@@ -116,6 +116,12 @@ func (d *drainer) NotReady() error {
 			storages = append(storages, s)
 		}
 	}
+	if keep, swap := takeSwap(); swap && !ending() {
+		if podEnding := d.swapDrain(storages, keep); !podEnding {
+			return nil
+		}
+		d.log.Info("Drain: the pod ends during a config swap; waiting for everything to be sent")
+	}
 	if len(storages) == 0 {
 		d.log.Info("Drain: no file_storage, so no offsets or queues on disk to wait for")
 		return nil
