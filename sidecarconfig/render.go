@@ -195,6 +195,12 @@ func fileLog(cfg Config) map[string]any {
 	if len(cfg.LogExclude) > 0 {
 		m["exclude"] = strs(cfg.LogExclude)
 	}
+	// Parsing is operators of this one receiver, not a receiver per
+	// container: the offsets file_storage keeps are the receiver's, so
+	// that they stay valid when the parsing changes.
+	if ops := parsingOperators(cfg.LogParsing); len(ops) > 0 {
+		m["operators"] = append(m["operators"].([]any), ops...)
+	}
 	return m
 }
 
