@@ -1,6 +1,8 @@
 package sidecarconfig
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -101,8 +103,29 @@ const (
 	// the first one's flush plus its check interval (a fifth of it), so
 	// that a record announcing more is never sent before the first
 	// recombine hands on the rest.
-	multilineChainFlushPeriod = 3 * time.Second
+	multilineChainFlushPeriod = 2 * time.Second
 	// MultilineMaxBytes bounds one joined record (a larger one is sent in
 	// pieces of about this size): the line limit of common backends.
 	MultilineMaxBytes = 256 << 10
 )
+
+// hold is the longest recombine may keep a record it has read: its flush
+// period, plus a fifth (how often it checks), plus a margin; 0 without
+// multiline parsing. The drain waits that long at the end, once every file
+// is read, so that a pod's last record is sent.
+func (l LogParsing) hold() time.Duration {
+	var longest time.Duration
+	for _, p := range append([]Parsing{l.Default}, slices.Collect(maps.Values(l.Containers))...) {
+		switch {
+		case p.Multiline == "":
+		case multilinePresets[p.Multiline].joinsNext != "":
+			longest = max(longest, multilineChainFlushPeriod)
+		default:
+			longest = max(longest, MultilineFlushPeriod)
+		}
+	}
+	if longest == 0 {
+		return 0
+	}
+	return longest + longest/5 + 100*time.Millisecond
+}

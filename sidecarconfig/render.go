@@ -69,7 +69,13 @@ func Render(cfg Config) ([]byte, error) {
 		},
 	}
 	if cfg.DrainTimeout > 0 {
-		doc.Extensions[DrainExtensionID] = map[string]any{"timeout": cfg.DrainTimeout.String()}
+		drain := map[string]any{"timeout": cfg.DrainTimeout.String()}
+		if hold := cfg.LogParsing.hold(); hold > 0 && cfg.has(Logs) {
+			// recombine holds the last record of each stream: the drain
+			// waits for it to reach the queues.
+			drain["hold"] = hold.String()
+		}
+		doc.Extensions[DrainExtensionID] = drain
 		doc.Service.Extensions = append(doc.Service.Extensions, DrainExtensionID)
 	}
 
