@@ -29,7 +29,7 @@ type parsedLine struct {
 	sevNumber int32
 	sevText   string
 	// time is the record's time; zero means the CRI time of the line.
-	time           time.Time
+	time            time.Time
 	traceID, spanID string
 	// attrs are attributes the record must carry.
 	attrs map[string]any
@@ -197,4 +197,3 @@ func TestLogParsingChangeKeepsOffsets(t *testing.T) {
 		}
 	}
 }
-
