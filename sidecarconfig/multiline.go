@@ -67,10 +67,11 @@ var multilinePresets = map[string]multilinePreset{
 		`|\.\.\.additional frames elided\.\.\.$|[a-z0-9]{2,6}\s+0x[0-9a-f]+$|[^\s(]+\(.*\)$`},
 	// "    at" frames (indented); an error's properties and [cause] end
 	// with a "}" at the start of a line; an uncaught exception's report
-	// starts with its location and source line (a caret under it), and
-	// ends with "Node.js vX.Y.Z".
+	// starts with its location and source line (a caret under it, at the
+	// start of the line when the source line is not indented), and ends
+	// with "Node.js vX.Y.Z".
 	"nodejs": {
-		continues: `\}|Node\.js v\d+|\(Use \x60node --trace-`,
+		continues: `\}|\^+\s*$|Node\.js v\d+|\(Use \x60node --trace-`,
 		joinsNext: `^\S+:\d+$|(?:^|\n)\s*\^+\s*$`,
 	},
 	// "\tfrom" frames (indented). Ruby prints an exception's cause as a

@@ -41,6 +41,7 @@ var numbered = regexp.MustCompile(`^seq=\d{6} stream=(stdout|stderr) lang=[a-z]+
 
 // runtimeApp is one program of the test and the container it runs as.
 type runtimeApp struct {
+	// preset is the container's Parsing.Multiline: a preset or a regex.
 	container, preset string
 	// command is the program's command line (after the wrapper's --),
 	// given the Go app's binary.
@@ -61,6 +62,9 @@ func runtimeApps() []runtimeApp {
 		{container: "go", preset: "go", command: func(_ *testing.T, goApp string) []string { return append([]string{goApp}, args...) }},
 		{container: "python", preset: "python", command: script("python3", "app.py")},
 		{container: "java", preset: "java", command: script("java", "App.java")},
+		// A custom first-line regex: the numbered lines and the first line
+		// of a Java report start records.
+		{container: "java-regex", preset: `regex:^(?:seq=|Exception in thread |[\w$.]+(?:Exception|Error)\b)`, command: script("java", "App.java")},
 		{container: "nodejs", preset: "nodejs", command: script("node", "app.js")},
 		{container: "nodejs-top", preset: "nodejs", command: script("node", "app.js", "top")},
 		{container: "ruby", preset: "ruby", command: script("ruby", "app.rb")},
