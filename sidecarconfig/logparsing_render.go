@@ -163,10 +163,10 @@ func multilineOperators(v string, add func(string, map[string]any)) {
 
 func parserOperators(v string, add func(string, map[string]any)) {
 	parser := map[string]any{"parse_from": "body", "parse_to": "attributes", "on_error": "send_quiet"}
-	switch {
-	case v == "json":
+	switch v {
+	case "json":
 		parser["type"] = "json_parser"
-	case v == "logfmt":
+	case "logfmt":
 		// Pairs split at whitespace outside quotes, key and value at =.
 		parser["type"] = "key_value_parser"
 		parser["delimiter"] = "="
