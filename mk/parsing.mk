@@ -21,3 +21,10 @@ test-parsing: collector parsing-test-deps ## the log parsing tests alone: preset
 	cd $(SIDECARCONFIG_DIR) && $(GO) test -count=1 -run 'LogParsing|Multiline|Render' ./...
 	$(GO) test -count=1 -run 'LogParsing|Parse' ./injector/annotations ./injector
 	$(GO) test -count=1 -run 'Multiline|Parsers|LogParsing|CollectorValidatesEveryVariant|CollectorRunsTheSettings' ./injector/collectorconfig
+
+BENCH_TARGETS += bench-parsing
+
+.PHONY: bench-parsing
+bench-parsing: collector ## what log parsing costs the collector: CPU and line rate with multiline, JSON and both, as ratios to no parsing
+	@mkdir -p $(ARTIFACTS)
+	$(GO) run ./bench/parsing $(PARSING_BENCH_FLAGS) | tee $(ARTIFACTS)/bench-parsing.txt
