@@ -63,7 +63,7 @@ func run(lines, rounds int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	file, blocks := criFile(lines)
 	total := blocks * (jsonLines + traceLines)
 	fmt.Printf("bench parsing: %d lines (%d JSON lines, %d Java traces of %d lines), %.1f MB, %d round(s)\n",
@@ -200,6 +200,6 @@ func freeAddr() string {
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
