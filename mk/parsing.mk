@@ -28,3 +28,13 @@ BENCH_TARGETS += bench-parsing
 bench-parsing: collector ## what log parsing costs the collector: CPU and line rate with multiline, JSON and both, as ratios to no parsing
 	@mkdir -p $(ARTIFACTS)
 	$(GO) run ./bench/parsing $(PARSING_BENCH_FLAGS) | tee $(ARTIFACTS)/bench-parsing.txt
+
+# The log parsing annotations' fuzz test, run for a while on top of its seed
+# corpus (which `go test ./...` already runs): whatever a user writes, only
+# entries the collector accepts are kept.
+PARSING_FUZZTIME ?= 20s
+TEST_TARGETS += test-parsing-fuzz
+
+.PHONY: test-parsing-fuzz
+test-parsing-fuzz: ## fuzz the multiline and log-parser annotations for $(PARSING_FUZZTIME)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLogParsing$$' -fuzztime $(PARSING_FUZZTIME) ./injector/annotations

@@ -4,6 +4,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 func TestParseLogParsing(t *testing.T) {
@@ -63,4 +67,29 @@ func TestParseLogParsing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseLogParsing: whatever the value, parsing never fails and keeps
+// only entries the collector accepts.
+func FuzzParseLogParsing(f *testing.F) {
+	for _, seed := range []string{"java", "web=java,worker=python", "*=go,envoy=none", `{"web":"regex:^\\d,"}`, "regex:^(", "a=b=c,,=,", `{"":""}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for key, check := range map[string]func(string) error{Multiline: sidecarconfig.CheckMultiline, LogParser: sidecarconfig.CheckParser} {
+			o, _ := Parse(map[string]string{key: v})
+			got := o.Multiline
+			if key == LogParser {
+				got = o.LogParser
+			}
+			for name, value := range got {
+				if name != AllContainers && len(validation.IsDNS1123Label(name)) > 0 {
+					t.Fatalf("%s=%q: kept the entry %q, not a container name", key, v, name)
+				}
+				if err := check(value); err != nil {
+					t.Fatalf("%s=%q: kept %q for %s: %v", key, v, value, name, err)
+				}
+			}
+		}
+	})
 }
