@@ -309,6 +309,7 @@ func (p *plan) collectorConfig(ks sidecarconfig.KubeletStats, memLimit resource.
 	cc.KubeletStats = ks
 	cc.HealthCheckEndpoint = fmt.Sprintf(":%d", p.cfg.Collector.HealthCheckPort)
 	cc.DrainTimeout = p.drainTimeout()
+	cc.LogParsing = p.logParsing()
 	// Below the collector's minimum (pod-level limits can force that), let
 	// memory_limiter use percentages of the cgroup limit instead.
 	if mib := memLimit.Value() >> 20; mib >= sidecarconfig.MinMemoryLimitMiB {

@@ -119,6 +119,8 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 		annotations.Exporters:          {"team", "team/key.yaml", "Bad_Name"},
 		annotations.CollectorResources: {`{"requests":{"cpu":"1","memory":"1Gi"},"limits":{"memory":"2Gi"}}`, `{"requests":{"memory":"1Gi"},"limits":{"memory":"1Mi"}}`, `{"limits":{"memory":"1Mi"}}`, `{}`, `[`},
 		annotations.FargateSizing:      {"fit", "fixed", "loose"},
+		annotations.Multiline:          {"java", "*=go,app=none", `app=regex:^\d{4}`, `{"worker":"regex:((","app":"python"}`, "cobol"},
+		annotations.LogParser:          {"json", "app=logfmt,worker=regex:^(?P<x>.)", "regex:(", "xml", "nope=json"},
 		annotations.Status:             {`{"version":1}`},
 		annotations.Prefix + "typo":    {"1"},
 	}

@@ -59,6 +59,7 @@ func goldenCases() []goldenCase {
 		{name: "crosses-step"},
 		{name: "crosses-step", cfg: func(c *Config) { c.FargateSizing = "fixed" }},
 		{name: "conflict"},
+		{name: "log-parsing"},
 	}
 }
 

@@ -158,6 +158,10 @@ type Config struct {
 	// decided by trace ID (probabilistic_sampler, so that every sidecar
 	// keeps or drops the same traces); 1 keeps all and renders no sampler.
 	TraceSampling float64 `json:"traceSampling"`
+
+	// LogParsing joins multiline records and parses lines, per container
+	// (see logparsing.go); the zero value keeps one record per line, as text.
+	LogParsing LogParsing `json:"logParsing"`
 }
 
 // LogLevels are the collector's own log levels.

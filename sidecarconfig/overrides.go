@@ -23,6 +23,10 @@ type Overrides struct {
 	TraceSampling *float64 `json:"traceSampling,omitempty"`
 	// KubeletStatsInterval is how often kubelet stats are read.
 	KubeletStatsInterval *Duration `json:"kubeletStatsInterval,omitempty"`
+	// LogParsing replaces the pod's log parsing whole (an empty one turns
+	// parsing off). file_log keeps its offsets across the change: lines
+	// already sent are not sent again, and the next ones are parsed anew.
+	LogParsing *LogParsing `json:"logParsing,omitempty"`
 }
 
 // OverridesContentType is the content type of Overrides in an OpAMP
@@ -59,7 +63,7 @@ func (o Overrides) Encode() ([]byte, error) {
 
 // IsZero reports whether o changes nothing.
 func (o Overrides) IsZero() bool {
-	return len(o.Exporters) == 0 && o.LogLevel == "" && o.TraceSampling == nil && o.KubeletStatsInterval == nil
+	return len(o.Exporters) == 0 && o.LogLevel == "" && o.TraceSampling == nil && o.KubeletStatsInterval == nil && o.LogParsing == nil
 }
 
 // Apply returns c with o laid over it, or an error that says what is wrong
@@ -76,6 +80,9 @@ func (o Overrides) Apply(c Config) (Config, error) {
 	}
 	if o.KubeletStatsInterval != nil {
 		c.KubeletStats.Interval = time.Duration(*o.KubeletStatsInterval)
+	}
+	if o.LogParsing != nil {
+		c.LogParsing = o.LogParsing.clone()
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("the live settings do not give a working collector: %w", err)

@@ -69,7 +69,13 @@ func Render(cfg Config) ([]byte, error) {
 		},
 	}
 	if cfg.DrainTimeout > 0 {
-		doc.Extensions[DrainExtensionID] = map[string]any{"timeout": cfg.DrainTimeout.String()}
+		drain := map[string]any{"timeout": cfg.DrainTimeout.String()}
+		if hold := cfg.LogParsing.hold(); hold > 0 && cfg.has(Logs) {
+			// recombine holds the last record of each stream: the drain
+			// waits for it to reach the queues.
+			drain["hold"] = hold.String()
+		}
+		doc.Extensions[DrainExtensionID] = drain
 		doc.Service.Extensions = append(doc.Service.Extensions, DrainExtensionID)
 	}
 
@@ -194,6 +200,12 @@ func fileLog(cfg Config) map[string]any {
 	}
 	if len(cfg.LogExclude) > 0 {
 		m["exclude"] = strs(cfg.LogExclude)
+	}
+	// Parsing is operators of this one receiver, not a receiver per
+	// container: the offsets file_storage keeps are the receiver's, so
+	// that they stay valid when the parsing changes.
+	if ops := parsingOperators(cfg.LogParsing); len(ops) > 0 {
+		m["operators"] = append(m["operators"].([]any), ops...)
 	}
 	return m
 }

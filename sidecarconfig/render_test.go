@@ -79,6 +79,32 @@ func variants() map[string]Config {
 	c.LogLevel = "warn"
 	v["trace-sampling"] = c
 
+	// Log parsing: pod-wide only (no router), per container with a
+	// default (router, branches, a container turned off, custom regexes
+	// with $ and \), and every multiline preset.
+	c = Default()
+	c.LogParsing.Default = Parsing{Multiline: "java", Parser: "json"}
+	v["log-parsing-pod"] = c
+
+	c = Default()
+	c.LogParsing = LogParsing{
+		Default: Parsing{Parser: "logfmt"},
+		Containers: map[string]Parsing{
+			"web":    {Multiline: "python", Parser: "json"},
+			"worker": {Multiline: "go"},
+			"envoy":  {},
+			"legacy": {Multiline: `regex:^\d{4}-\d{2}-\d{2}`, Parser: `regex:^(?P<time>\S+) (?P<level>\w+) (?P<msg>.*)$`},
+		},
+	}
+	v["log-parsing-containers"] = c
+
+	c = Default()
+	c.LogParsing.Containers = map[string]Parsing{}
+	for _, preset := range MultilinePresets() {
+		c.LogParsing.Containers[preset+"-app"] = Parsing{Multiline: preset}
+	}
+	v["multiline-presets"] = c
+
 	return v
 }
 

@@ -91,6 +91,7 @@ func (c Config) Validate() error {
 		add("trace sampling %v must be a share from 0 to 1 (1 keeps every trace)", c.TraceSampling)
 	}
 
+	errs = append(errs, c.LogParsing.validate()...)
 	errs = append(errs, c.validateDiskQueues()...)
 
 	if len(errs) > 0 {

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // minCollectorMemory is collectorconfig.MinMemoryLimitMiB (not imported:
@@ -38,6 +40,11 @@ type Options struct {
 
 	CollectorResources *corev1.ResourceRequirements
 	FargateSizing      string
+
+	// Multiline and LogParser are the log parsing annotations' values by
+	// container name (AllContainers for every container; "" for none).
+	Multiline map[string]string
+	LogParser map[string]string
 }
 
 // ConfigMapRef names a ConfigMap key in the pod's own namespace.
@@ -145,6 +152,14 @@ func Parse(ann map[string]string) (Options, []string) {
 				continue
 			}
 			o.FargateSizing = v
+		case Multiline:
+			var w []string
+			o.Multiline, w = parseParsing(key, v, sidecarconfig.CheckMultiline)
+			warns = append(warns, w...)
+		case LogParser:
+			var w []string
+			o.LogParser, w = parseParsing(key, v, sidecarconfig.CheckParser)
+			warns = append(warns, w...)
 		default:
 			warns = append(warns, fmt.Sprintf("annotation %s is not one fargate-otel knows (typo?); known: %s", key, strings.Join(Known(), ", ")))
 		}
@@ -155,7 +170,7 @@ func Parse(ann map[string]string) (Options, []string) {
 // Known lists the annotations users may set, for messages and docs.
 func Known() []string {
 	return []string{Containers, SkipContainers, Command, Logs, Metrics, Traces, LogFormat,
-		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing}
+		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing, Multiline, LogParser}
 }
 
 func splitList(v string) []string {

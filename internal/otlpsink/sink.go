@@ -10,6 +10,7 @@ package otlpsink
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"sync"
@@ -35,6 +36,14 @@ type LogRecord struct {
 	// Timestamp is the record's time (for container logs: the CRI time).
 	Timestamp         time.Time
 	ObservedTimestamp time.Time
+	// SeverityNumber and SeverityText are the record's severity (0 and ""
+	// when unset).
+	SeverityNumber int32
+	SeverityText   string
+	// TraceID and SpanID are the record's trace context in hex ("" when
+	// unset).
+	TraceID string
+	SpanID  string
 	// Received is when the sink got the request that carried the record.
 	Received time.Time
 }
@@ -204,6 +213,10 @@ func LogRecords(ld plog.Logs, now time.Time) []LogRecord {
 					Body:              r.Body().AsString(),
 					Timestamp:         r.Timestamp().AsTime(),
 					ObservedTimestamp: r.ObservedTimestamp().AsTime(),
+					SeverityNumber:    int32(r.SeverityNumber()),
+					SeverityText:      r.SeverityText(),
+					TraceID:           hexID(traceIDBytes(r.TraceID())),
+					SpanID:            hexID(spanIDBytes(r.SpanID())),
 					Received:          now,
 				})
 			}
@@ -272,3 +285,17 @@ func appendSpans(out []Span, td ptrace.Traces, now time.Time) []Span {
 }
 
 func traceID(id pcommon.TraceID) string { return id.String() }
+
+// hexID is a trace or span ID in hex, "" when unset (all zero).
+func hexID(id []byte) string {
+	for _, c := range id {
+		if c != 0 {
+			return hex.EncodeToString(id)
+		}
+	}
+	return ""
+}
+
+func traceIDBytes(id pcommon.TraceID) []byte { return id[:] }
+
+func spanIDBytes(id pcommon.SpanID) []byte { return id[:] }

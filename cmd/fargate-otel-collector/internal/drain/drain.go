@@ -58,12 +58,21 @@ type Config struct {
 	// Timeout is the longest a stopping collector waits for its last data
 	// to be read and sent; keep it below the pod's grace period.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// Hold is how long file_log's operators may keep a record they have
+	// read before they hand it on (recombine waits that long for the lines
+	// that may continue a stack trace): once every file is read to its
+	// end, the queues count as sent only after Hold, so that the records
+	// held reach them. 0: no operator holds records.
+	Hold time.Duration `mapstructure:"hold"`
 }
 
 // Validate checks the timeout.
 func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("drain: timeout %s must be positive (e.g. %s, below the pod's terminationGracePeriodSeconds)", c.Timeout, DefaultTimeout)
+	}
+	if c.Hold < 0 {
+		return fmt.Errorf("drain: hold %s must not be negative (0 when no operator holds records)", c.Hold)
 	}
 	return nil
 }
@@ -73,13 +82,15 @@ func NewFactory() extension.Factory {
 	return extension.NewFactory(Type,
 		func() component.Config { return &Config{Timeout: DefaultTimeout} },
 		func(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
-			return &drainer{timeout: cfg.(*Config).Timeout, log: set.Logger}, nil
+			c := cfg.(*Config)
+			return &drainer{timeout: c.Timeout, hold: c.Hold, log: set.Logger}, nil
 		},
 		component.StabilityLevelBeta)
 }
 
 type drainer struct {
 	timeout time.Duration
+	hold    time.Duration
 	log     *zap.Logger
 	host    component.Host
 	ready   atomic.Bool
@@ -127,6 +138,7 @@ func (d *drainer) NotReady() error {
 		return nil
 	}
 	w := newWait(storages, time.Now())
+	w.hold = d.hold
 	deadline := w.start.Add(d.timeout)
 	defer progress.setDrain("")
 	for {
@@ -153,6 +165,10 @@ type wait struct {
 	storages []*watchedStorage
 	// base is each file_log client's checkpoint count at the start.
 	base map[*client]int64
+	// hold is Config.Hold; read is when every file was first seen read to
+	// its end (zero while some file is not).
+	hold time.Duration
+	read time.Time
 }
 
 func newWait(storages []*watchedStorage, start time.Time) *wait {
@@ -176,6 +192,7 @@ func (s status) done() bool { return len(s.pending) == 0 }
 // check looks at every file_log and every queue on disk once.
 func (w *wait) check(ctx context.Context, now time.Time) status {
 	var st status
+	var queues []string
 	for _, s := range w.storages {
 		for _, c := range s.openClients() {
 			switch {
@@ -186,11 +203,23 @@ func (w *wait) check(ctx context.Context, now time.Time) status {
 			case c.isQueue():
 				st.queues++
 				if why := queueDone(ctx, c, w.start, now); why != "" {
-					st.pending = append(st.pending, why)
+					queues = append(queues, why)
 				}
 			}
 		}
 	}
+	// Records file_log's operators hold are handed on within hold of the
+	// moment every file was read: until then the queues may get more.
+	switch {
+	case len(st.pending) > 0:
+		w.read = time.Time{}
+	case w.read.IsZero():
+		w.read = now
+	}
+	if w.hold > 0 && len(st.pending) == 0 && now.Sub(w.read) < w.hold {
+		st.pending = append(st.pending, fmt.Sprintf("every file read; waiting %s for the records file_log's operators hold", w.hold))
+	}
+	st.pending = append(st.pending, queues...)
 	return st
 }
 

@@ -212,3 +212,43 @@ func TestConfigNeedsATimeout(t *testing.T) {
 		t.Fatalf("a zero timeout: %v", err)
 	}
 }
+
+// TestTheWaitHoldsForRecordsOperatorsHold: with multiline parsing, file_log's
+// recombine operators keep the last record of a stream up to their flush
+// period after reading it; the queues only count once that has passed since
+// every file was read.
+func TestTheWaitHoldsForRecordsOperatorsHold(t *testing.T) {
+	ctx := context.Background()
+	st := newStorage(t)
+	fileLog := getClient(t, st, component.KindReceiver, component.MustNewID("filelog"), "")
+	getClient(t, st, component.KindExporter, component.MustNewIDWithName("otlp_grpc", "gateway"), "logs")
+	live := filepath.Join(t.TempDir(), "0.log")
+	writeFile(t, live, 100)
+
+	start := time.Now()
+	w := newWait([]*watchedStorage{st}, start)
+	w.hold = 2 * time.Second
+	set(t, fileLog, fileLogKey, checkpoint(t, fileOffset{live, 40}))
+	set(t, fileLog, fileLogKey, checkpoint(t, fileOffset{live, 40}))
+	expectPending(t, w.check(ctx, start.Add(time.Second)), "read 40 of 100 bytes")
+	set(t, fileLog, fileLogKey, checkpoint(t, fileOffset{live, 100}))
+	read := start.Add(3 * time.Second)
+	expectPending(t, w.check(ctx, read), "every file read; waiting 2s for the records file_log's operators hold")
+	expectPending(t, w.check(ctx, read.Add(1900*time.Millisecond)), "waiting 2s")
+	if s := w.check(ctx, read.Add(2*time.Second)); !s.done() {
+		t.Fatalf("want done once the hold passed, got %q", s)
+	}
+
+	// The file grows (a line written after the stop): the hold starts again
+	// once it is read.
+	writeFile(t, live, 150)
+	expectPending(t, w.check(ctx, read.Add(3*time.Second)), "read 100 of 150 bytes")
+	set(t, fileLog, fileLogKey, checkpoint(t, fileOffset{live, 150}))
+	expectPending(t, w.check(ctx, read.Add(4*time.Second)), "waiting 2s")
+	if s := w.check(ctx, read.Add(6*time.Second)); !s.done() {
+		t.Fatalf("want done, got %q", s)
+	}
+	if err := (&Config{Timeout: time.Second, Hold: -time.Second}).Validate(); err == nil {
+		t.Fatal("a negative hold passed validation")
+	}
+}
