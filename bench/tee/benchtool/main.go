@@ -29,6 +29,8 @@ func main() {
 		gen(args[0], args[1])
 	case "seq":
 		seq(args[0], args[1])
+	case "paced":
+		paced(args)
 	case "time":
 		timeRun(args[0], args[2:])
 	case "inversions":
@@ -96,6 +98,48 @@ func seq(count, spacing string) {
 		if d > 0 {
 			time.Sleep(time.Until(start.Add(time.Duration(i+1) * d)))
 		}
+	}
+}
+
+// paced is the app of make bench-bill: LINES lines of BYTES bytes (newline
+// included), alternately on stdout and stderr, at RATE lines/s, flushed
+// every millisecond. At the end it writes its own CPU time (nanoseconds) to
+// CPUFILE, so that a caller can take it out of the whole job's.
+func paced(args []string) {
+	if len(args) != 4 {
+		fail("usage: benchtool paced BYTES LINES RATE CPUFILE")
+	}
+	size, _ := strconv.Atoi(args[0])
+	lines, _ := strconv.Atoi(args[1])
+	rate, _ := strconv.Atoi(args[2])
+	if size < 1 || lines < 1 || rate < 1 {
+		fail("paced: BYTES, LINES and RATE must be whole numbers above 0")
+	}
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
+	pad := strings.Repeat("x", max(size-1-len("seq=00000000 "), 0))
+	start := time.Now()
+	buf := make([]byte, 0, size+16)
+	for i := 0; i < lines; {
+		due := min(lines, int(time.Since(start).Seconds()*float64(rate))+1)
+		for ; i < due; i++ {
+			w := out
+			if i%2 == 1 {
+				w = errw
+			}
+			buf = fmt.Appendf(buf[:0], "seq=%08d %s\n", i, pad)
+			_, _ = w.Write(buf)
+		}
+		_ = out.Flush()
+		_ = errw.Flush()
+		time.Sleep(time.Millisecond)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fail(err.Error())
+	}
+	if err := os.WriteFile(args[3], []byte(strconv.FormatInt(ru.Utime.Nano()+ru.Stime.Nano(), 10)), 0o644); err != nil {
+		fail(err.Error())
 	}
 }
 
