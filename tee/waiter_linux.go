@@ -67,7 +67,8 @@ func (w *waiter) remove(fd int) {
 // wait returns the events that are ready. Without block, or when none come
 // before deadline (zero: no deadline), it returns none.
 func (w *waiter) wait(block bool, deadline time.Time) ([]syscall.EpollEvent, error) {
-	if w.poll(uintptr(w.ep)) || !block {
+	if !block {
+		w.poll(uintptr(w.ep))
 		return w.events[:w.n], w.err
 	}
 	// The deadline is a runtime timer: set only when it changes, which is
@@ -78,6 +79,8 @@ func (w *waiter) wait(block bool, deadline time.Time) ([]syscall.EpollEvent, err
 		}
 		w.deadline = deadline
 	}
+	// Read calls poll at once, and again each time the runtime's poller
+	// says the instance is readable.
 	if err := w.conn.Read(w.pollFn); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, nil

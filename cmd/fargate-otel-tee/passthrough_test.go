@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -194,5 +196,47 @@ func TestRawFormat(t *testing.T) {
 	b, err := os.ReadFile(logFile(logs, 0))
 	if err != nil || string(b) != "a\nb\nc" {
 		t.Fatalf("raw file %q, %v", b, err)
+	}
+}
+
+// The reader hands framed lines to the file's writer in batches (when a block
+// is full, or some tens of milliseconds after the first): a command that
+// writes a line and then stays quiet must still find it in the file while it
+// runs, not only when it exits.
+func TestLinesReachTheFileWhileTheCommandIsQuiet(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wrapperBin, append(identity(logs), "--", "sh", "-c", "echo out; echo err >&2; read x; echo bye")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both lines in the file while the command waits for its input", func() bool {
+		b, _ := os.ReadFile(logFile(logs, 0))
+		return bytes.Contains(b, []byte(" stdout F out\n")) && bytes.Contains(b, []byte(" stderr F err\n"))
+	})
+	if b, _ := os.ReadFile(logFile(logs, 0)); bytes.Contains(b, []byte("bye")) {
+		t.Fatal("the command went on before its input came")
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v, stderr %q", err, stderr.Bytes())
+	}
+	if stdout.String() != "out\nbye\n" || stderr.String() != "err\n" {
+		t.Fatalf("passthrough: stdout %q, stderr %q", stdout.Bytes(), stderr.Bytes())
+	}
+	var texts []string
+	for _, l := range readCRI(t, logFile(logs, 0)) {
+		texts = append(texts, l.Stream+" "+string(l.Text))
+	}
+	if got := strings.Join(texts, "|"); got != "stdout out|stderr err|stdout bye" {
+		t.Fatalf("file lines %q", got)
 	}
 }
