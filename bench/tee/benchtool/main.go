@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,8 @@ func main() {
 		seq(args[0], args[1])
 	case "paced":
 		paced(args)
+	case "pacedcpu":
+		pacedCPU(args)
 	case "time":
 		timeRun(args[0], args[2:])
 	case "inversions":
@@ -141,6 +144,45 @@ func paced(args []string) {
 	if err := os.WriteFile(args[3], []byte(strconv.FormatInt(ru.Utime.Nano()+ru.Stime.Nano(), 10)), 0o644); err != nil {
 		fail(err.Error())
 	}
+}
+
+// pacedCPU runs CMD... with "benchtool paced BYTES LINES RATE CPUFILE"
+// appended (the app), its stdout and stderr anonymous pipes that are read
+// and discarded here, as containerd's shim reads a container's, and prints
+// the CPU (user+sys) of the job less the app's own, per million lines:
+// the wrapper's share of the Fargate bill (make bench-bill), or that of
+// whatever CMD puts between the app and its output.
+func pacedCPU(args []string) {
+	if len(args) < 5 || args[3] != "--" {
+		fail("usage: benchtool pacedcpu BYTES LINES RATE -- CMD...")
+	}
+	lines, _ := strconv.Atoi(args[1])
+	dir, err := os.MkdirTemp("", "benchtool-paced-")
+	if err != nil {
+		fail(err.Error())
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	self, err := os.Executable()
+	if err != nil {
+		fail(err.Error())
+	}
+	cpuFile := filepath.Join(dir, "app-cpu")
+	argv := append(append([]string(nil), args[4:]...), self, "paced", args[0], args[1], args[2], cpuFile)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard // pipes, drained
+	if err := cmd.Run(); err != nil {
+		fail(fmt.Sprintf("%q: %v", argv, err))
+	}
+	b, err := os.ReadFile(cpuFile)
+	if err != nil {
+		fail("the app's CPU: " + err.Error())
+	}
+	app, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		fail("the app's CPU: " + err.Error())
+	}
+	job := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() // with its reaped children
+	fmt.Printf("cpu_s_per_mline=%.3f job_cpu_s=%.3f app_cpu_s=%.3f\n", (job-time.Duration(app)).Seconds()*1e6/float64(lines), job.Seconds(), time.Duration(app).Seconds())
 }
 
 // timeRun runs a command with inherited stdin, stdout and stderr, and
