@@ -3,15 +3,10 @@ package tee
 import (
 	"bytes"
 	"errors"
-	"os"
 	"slices"
 	"syscall"
 	"time"
-	"unsafe"
 )
-
-// epollET is EPOLLET as the unsigned flag it is (syscall declares it negative).
-const epollET = 1 << 31
 
 // readSize is how much one read takes from a stream.
 const readSize = 64 << 10
@@ -20,7 +15,7 @@ const readSize = 64 << 10
 type source struct {
 	fd     int
 	stream Stream
-	out    *os.File // where the bytes pass through; nil once that broke
+	out    *passthrough // where the bytes pass through; nil once that broke
 	split  *lineSplitter
 	closed bool
 	broken bool // passing through failed: the stream ends after this read
@@ -35,7 +30,7 @@ type source struct {
 // loop and stamping each chunk when it is read makes the file's order the
 // order in which the kernel handed the chunks over: the best two pipes allow.
 type pump struct {
-	ep      int
+	w       *waiter
 	wake    int // read end of a pipe written when the command has exited
 	sources []*source
 	sink    *sink    // nil: pass through only
@@ -45,30 +40,30 @@ type pump struct {
 	buf2    []byte // and of the second
 	ready   [2]*source
 
+	// flushAt is when the lines framed since the last hand-over go to the
+	// file's writer at the latest (zero: none are waiting); see flushDelay.
+	flushAt   time.Time
 	drainIdle time.Duration // after the exit, stop when nothing came for this long
 	drainMax  time.Duration // after the exit, stop at the latest after this long
 }
 
 func newPump(sources []*source, wake int, s *sink, rec recorder, clk *clock) (*pump, error) {
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	w, err := newWaiter(len(sources) + 1)
 	if err != nil {
 		return nil, err
 	}
-	p := &pump{ep: ep, wake: wake, sources: sources, sink: s, rec: rec, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
-	// Edge-triggered: a stream is reported when new data arrives, so the
-	// order of the events is the order of arrival. What a read leaves
-	// behind is remembered instead (source.hot).
+	p := &pump{w: w, wake: wake, sources: sources, sink: s, rec: rec, clock: clk, buf: make([]byte, readSize), buf2: make([]byte, readSize)}
+	// Edge-triggered (see waiter): what a read leaves behind is remembered
+	// instead (source.hot).
 	for i, src := range sources {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(i)}
-		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, src.fd, &ev); err != nil {
-			_ = syscall.Close(ep)
+		if err := w.add(src.fd, int32(i)); err != nil {
+			w.close()
 			return nil, err
 		}
 	}
 	if wake >= 0 {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: -1}
-		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, wake, &ev); err != nil {
-			_ = syscall.Close(ep)
+		if err := w.add(wake, -1); err != nil {
+			w.close()
 			return nil, err
 		}
 	}
@@ -89,45 +84,51 @@ func (p *pump) open() int {
 // until the streams stay quiet for drainIdle (a background process of the
 // command may hold them open for ever) or drainMax has passed.
 func (p *pump) run() error {
-	defer func() { _ = syscall.Close(p.ep) }()
-	events := make([]syscall.EpollEvent, len(p.sources)+1)
+	defer p.w.close()
 	exited := false
 	var deadline time.Time
+	var staleBuf [2]*source
 	for p.open() > 0 {
-		timeout := -1
+		var until time.Time // zero: wait for ever
 		if exited {
-			left := time.Until(deadline)
-			if left <= 0 {
+			now := time.Now()
+			if !now.Before(deadline) {
 				break
 			}
-			timeout = int(min(left, p.drainIdle).Milliseconds()) + 1
+			until = now.Add(min(deadline.Sub(now), p.drainIdle))
+		} else if !p.flushAt.IsZero() {
+			until = p.flushAt
 		}
+		block := true
 		ready := p.ready[:0]
 		// Data left by the last read is older than anything new: first.
 		for _, src := range p.sources {
 			if src.hot && !src.closed {
 				ready = append(ready, src)
-				timeout = 0
+				block = false
 			}
 		}
-		n, err := syscall.EpollWait(p.ep, events, timeout)
+		events, err := p.w.wait(block, until)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
 			return err
 		}
-		if n == 0 && len(ready) == 0 && exited {
-			break
+		if len(events) == 0 && len(ready) == 0 {
+			if exited {
+				break
+			}
+			// The flush deadline: nothing else wakes the reader without
+			// an event.
+			p.handOver()
+			continue
 		}
 		// Then the streams in the order their new data arrived. A stream
 		// read ahead of its event (below) has an event that tells when
 		// data we already took arrived: it goes after the others.
-		var stale []*source
-		for _, ev := range events[:n] {
+		stale := staleBuf[:0]
+		for _, ev := range events {
 			if ev.Fd < 0 {
 				var b [8]byte
-				_, _ = syscall.Read(p.wake, b[:])
+				_, _ = readRaw(p.wake, b[:])
 				if !exited {
 					exited = true
 					deadline = time.Now().Add(p.drainMax)
@@ -160,17 +161,52 @@ func (p *pump) run() error {
 			}
 		}
 		p.readRound(ready, reported)
-		if p.sink != nil {
-			p.sink.flush()
-		}
+		p.framed(exited)
 	}
 	for _, s := range p.sources {
 		p.end(s)
 	}
+	p.handOver()
+	return nil
+}
+
+// flushDelay is how long framed lines may wait for more before they go to the
+// file's writer (a full block goes at once). Handing a block over wakes the
+// writer's goroutine, and its write the runtime's monitor: per round, with an
+// app that writes every millisecond, that was most of the wrapper's CPU. The
+// collector polls the files every 200 ms, the passthrough (kubectl logs) does
+// not wait at all, and every exit path hands the last lines over.
+const flushDelay = 50 * time.Millisecond
+
+// framed decides what happens to the lines a round framed: they go to the
+// writer when flushDelay has passed since the first of them, or at once
+// once the command has exited (the drain is short, and nothing may be left
+// behind by a wrapper that is about to end).
+func (p *pump) framed(exited bool) {
+	if p.sink == nil {
+		return
+	}
+	if !p.sink.pending() {
+		p.flushAt = time.Time{} // a full block went on its own
+		return
+	}
+	now := time.Now()
+	switch {
+	case exited:
+		p.handOver()
+	case p.flushAt.IsZero():
+		p.flushAt = now.Add(flushDelay)
+	case !now.Before(p.flushAt):
+		p.handOver()
+	}
+}
+
+// handOver gives the writer what has been framed.
+func (p *pump) handOver() {
 	if p.sink != nil {
 		p.sink.flush()
 	}
-	return nil
+	p.flushAt = time.Time{}
 }
 
 // readRound reads once from each ready stream, in the order in which epoll
@@ -221,16 +257,6 @@ func (p *pump) readRound(ready []*source, reported int) {
 			p.end(c.s)
 		}
 	}
-}
-
-// bytesAvailable is how many bytes wait in a pipe or terminal (FIONREAD),
-// 0 when unknown.
-func bytesAvailable(fd int) int {
-	var n int32
-	if err := ioctl(fd, syscall.TIOCINQ, unsafe.Pointer(&n)); err != nil {
-		return 0
-	}
-	return int(n)
 }
 
 // chunk is what one read got from one stream.
@@ -291,7 +317,7 @@ func (p *pump) read(s *source, buf []byte) []byte {
 	if s.closed {
 		return nil
 	}
-	n, err := syscall.Read(s.fd, buf)
+	n, err := readRaw(s.fd, buf)
 	s.hot = err == nil && n == readSize // a full read may have left more
 	if err != nil {
 		if errors.Is(err, syscall.EINTR) {
@@ -318,7 +344,7 @@ func (p *pump) pass(c chunk) {
 	if c.s.out == nil {
 		return
 	}
-	if _, err := c.s.out.Write(c.data); err != nil {
+	if err := c.s.out.write(c.data); err != nil {
 		// Our own stdout or stderr is gone: pass the break on to the
 		// command (it gets EPIPE or SIGPIPE, as it would have). What was
 		// read is still logged.
@@ -333,7 +359,7 @@ func (p *pump) end(s *source) {
 		return
 	}
 	s.closed = true
-	_ = syscall.EpollCtl(p.ep, syscall.EPOLL_CTL_DEL, s.fd, nil)
+	p.w.remove(s.fd)
 	if !s.isPTY {
 		_ = syscall.Close(s.fd)
 	}

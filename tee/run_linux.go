@@ -271,7 +271,7 @@ func setUpStreams(cfg Config) (*streams, error) {
 			st.childFiles = []*os.File{slave, slave, slave}
 			st.childSide = []*os.File{slave}
 			st.sys = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-			st.sources = []*source{{fd: master, stream: Stdout, out: cfg.Stdout, isPTY: true}}
+			st.sources = []*source{{fd: master, stream: Stdout, out: newPassthrough(cfg.Stdout), isPTY: true}}
 			st.notice = "stdout is a terminal: the command runs on a pseudo-terminal, so its stdout and stderr are merged into one stream, logged as stdout"
 			stdinFd := int(cfg.Stdin.Fd())
 			st.input = func() {
@@ -303,8 +303,8 @@ func setUpStreams(cfg Config) (*streams, error) {
 	st.childFiles = []*os.File{cfg.Stdin, outW, errW}
 	st.childSide = []*os.File{outW, errW}
 	st.sources = []*source{
-		{fd: out[0], stream: Stdout, out: cfg.Stdout},
-		{fd: errp[0], stream: Stderr, out: cfg.Stderr},
+		{fd: out[0], stream: Stdout, out: newPassthrough(cfg.Stdout)},
+		{fd: errp[0], stream: Stderr, out: newPassthrough(cfg.Stderr)},
 	}
 	return st, nil
 }

@@ -184,6 +184,9 @@ func (s *sink) push() {
 	s.queue <- b
 }
 
+// pending says whether framed records wait for a flush.
+func (s *sink) pending() bool { return s.cur != nil && len(s.cur.data) > 0 }
+
 // flush hands what has been framed so far to the writer.
 func (s *sink) flush() {
 	if s.cur != nil && len(s.cur.data) > 0 {

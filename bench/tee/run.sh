@@ -9,11 +9,16 @@
 #                                at 1 ms spacing and flat out
 #   rate limit on, not hit   vs  no rate limit (CRI mode, same runs; and the framing
 #                                microbenchmark, go test -bench Framing ./tee)
+#   CPU per million lines    vs  coreutils tee (app 2>&1 | tee -a file), with the app of
+#     at the bill's pace         make bench-bill: 100-byte lines at 20,000/s and 1,000-byte
+#                                lines at 5,000/s, alternating stdout and stderr, flushed
+#                                every ms, its output read from pipes as containerd reads it
 #   binary size, peak RSS    vs  the goals (3 MB, 8 MiB)
 #
 # Variables: BENCH_TEE_SIZE (default 1Gi of 100-byte lines; 64Mi for a quick
 # run), BENCH_TEE_ROUNDS (3), BENCH_TEE_ORDER_LINES (200000 lines flat out),
-# BENCH_TEE_SPACED_LINES (2000 lines 1 ms apart), BENCH_TEE_DIR (work folder,
+# BENCH_TEE_SPACED_LINES (2000 lines 1 ms apart), BENCH_TEE_PACED_SECONDS (5: the
+# length of each paced CPU run), BENCH_TEE_DIR (work folder,
 # default a folder in /dev/shm, removed at the end), GO (go).
 set -euo pipefail
 
@@ -22,6 +27,7 @@ SIZE=${BENCH_TEE_SIZE:-1Gi}
 ROUNDS=${BENCH_TEE_ROUNDS:-3}
 ORDER_LINES=${BENCH_TEE_ORDER_LINES:-200000}
 SPACED_LINES=${BENCH_TEE_SPACED_LINES:-2000}
+PACED_SECONDS=${BENCH_TEE_PACED_SECONDS:-5}
 GO=${GO:-go}
 if [[ -z "${BENCH_TEE_DIR:-}" ]]; then
 	if [[ -d /dev/shm && -w /dev/shm ]]; then BENCH_TEE_DIR=/dev/shm/fargate-otel-bench-tee.$$; else BENCH_TEE_DIR=$ROOT/.cache/bench-tee.$$; fi
@@ -108,6 +114,26 @@ for r in $(seq "$ROUNDS"); do
 	order 0 "$ORDER_LINES" shell >>"$WORK/o.flat.shell"
 done
 
+# paced SIZE RATE: CPU-seconds per million lines of the wrapper and of coreutils tee,
+# best of the rounds (the machine is shared: the least disturbed run).
+echo "CPU per million lines at the bill's pace: $ROUNDS rounds of $PACED_SECONDS s each"
+: >"$WORK/p.100.ours"; : >"$WORK/p.100.tee"; : >"$WORK/p.1000.ours"; : >"$WORK/p.1000.tee"
+paced() {
+	local size=$1 rate=$2 lines=$(( $2 * PACED_SECONDS ))
+	fresh_logs
+	"$TOOL" pacedcpu "$size" "$lines" "$rate" -- "$TEE" "${ID[@]}" -- | sed -E 's/cpu_s_per_mline=([0-9.]+).*/\1/' >>"$WORK/p.$size.ours"
+	"$TOOL" pacedcpu "$size" "$lines" "$rate" -- bash -c '"$@" 2>&1 | tee -a "$0"' "$WORK/tee.out" | sed -E 's/cpu_s_per_mline=([0-9.]+).*/\1/' >>"$WORK/p.$size.tee"
+	rm -f "$WORK/tee.out"
+}
+for r in $(seq "$ROUNDS"); do
+	paced 100 20000
+	paced 1000 5000
+done
+fresh_logs
+minof() { sort -n "$1" | head -1; }
+P100O=$(minof "$WORK/p.100.ours"); P100T=$(minof "$WORK/p.100.tee")
+P1000O=$(minof "$WORK/p.1000.ours"); P1000T=$(minof "$WORK/p.1000.tee")
+
 echo "framing microbenchmark: rate limit off and on (not hit), $ROUNDS counts"
 (cd "$ROOT" && GOTOOLCHAIN=local "$GO" test -run '^$' -bench 'BenchmarkFraming/cri' -benchtime 20000x -count "$ROUNDS" ./tee) >"$WORK/framing.txt"
 # median ns/op of a sub-benchmark
@@ -141,6 +167,8 @@ R_LIM=$(awk -v a="$(best cri 1)" -v b="$(best crilim 1)" 'BEGIN { print a / b }'
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "rate limit on, not hit, vs off (wall time)" "$(best crilim 1) s" "$(best cri 1) s" "$(ratio "$(best cri 1)" "$(best crilim 1)")" ">= 0.9x" "$(verdict "$R_LIM" 0.9 ge)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  same, CPU time of the whole job" "$(best crilim 2) s" "$(best cri 2) s" "$(ratio "$(best cri 2)" "$(best crilim 2)")" "" ""
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "  framing only (go bench, ns per 64 KiB)" "$F_ON ns" "$F_OFF ns" "$(ratio "$F_OFF" "$F_ON")" "" "(the limit's own cost per line; off is the unchanged path)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "CPU-s per million 100-byte lines, 20k/s" "$P100O" "$P100T (coreutils tee)" "$(ratio "$P100O" "$P100T")" "" "(the wrapper's share of make bench-bill)"
+	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "CPU-s per million 1,000-byte lines, 5k/s" "$P1000O" "$P1000T (coreutils tee)" "$(ratio "$P1000O" "$P1000T")" "" ""
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, 1 ms spacing (median)" "$SO" "$SS (shell)" "" "0" "$(verdict "$SO" 0 le)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "order inversions, flat out (median)" "$FO" "$FS (shell)" "$(ratio "$FO" "$(( FS > 0 ? FS : 1 ))")" "< shell" "$(verdict "$FO" "$FS" lt)"
 	printf '%-44s %-22s %-22s %-8s %-9s %s\n' "binary size (static, stripped)" "$SIZE_BYTES bytes" "3000000 bytes" "$(ratio "$SIZE_BYTES" 3000000)" "<= 3 MB" "$(verdict "$SIZE_BYTES" 3000000 le)"
@@ -152,6 +180,7 @@ R_LIM=$(awk -v a="$(best cri 1)" -v b="$(best crilim 1)" 'BEGIN { print a / b }'
 	echo "recorded by fargate-otel-tee playing the container runtime (one reader), which is the best case for it."
 	echo "rounds (seconds cpu_seconds hwm_kib):"
 	for n in cat cri crilim tee raw file; do echo "  $n: $(tr '\n' ';' <"$WORK/$n")"; done
+	echo "  paced CPU-s per million lines, 100 B ours/tee: $(tr '\n' ' ' <"$WORK/p.100.ours")/ $(tr '\n' ' ' <"$WORK/p.100.tee"); 1000 B: $(tr '\n' ' ' <"$WORK/p.1000.ours")/ $(tr '\n' ' ' <"$WORK/p.1000.tee")"
 	echo "  inversions 1 ms ours/shell: $(tr '\n' ' ' <"$WORK/o.spaced.ours")/ $(tr '\n' ' ' <"$WORK/o.spaced.shell")"
 	echo "  inversions flat ours/shell: $(tr '\n' ' ' <"$WORK/o.flat.ours")/ $(tr '\n' ' ' <"$WORK/o.flat.shell")"
 } | tee "$OUT"

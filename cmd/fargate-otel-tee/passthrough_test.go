@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -194,5 +197,94 @@ func TestRawFormat(t *testing.T) {
 	b, err := os.ReadFile(logFile(logs, 0))
 	if err != nil || string(b) != "a\nb\nc" {
 		t.Fatalf("raw file %q, %v", b, err)
+	}
+}
+
+// The reader hands framed lines to the file's writer in batches (when a block
+// is full, or some tens of milliseconds after the first): a command that
+// writes a line and then stays quiet must still find it in the file while it
+// runs, not only when it exits.
+func TestLinesReachTheFileWhileTheCommandIsQuiet(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wrapperBin, append(identity(logs), "--", "sh", "-c", "echo out; echo err >&2; read x; echo bye")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both lines in the file while the command waits for its input", func() bool {
+		b, _ := os.ReadFile(logFile(logs, 0))
+		return bytes.Contains(b, []byte(" stdout F out\n")) && bytes.Contains(b, []byte(" stderr F err\n"))
+	})
+	if b, _ := os.ReadFile(logFile(logs, 0)); bytes.Contains(b, []byte("bye")) {
+		t.Fatal("the command went on before its input came")
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v, stderr %q", err, stderr.Bytes())
+	}
+	if stdout.String() != "out\nbye\n" || stderr.String() != "err\n" {
+		t.Fatalf("passthrough: stdout %q, stderr %q", stdout.Bytes(), stderr.Bytes())
+	}
+	var texts []string
+	for _, l := range readCRI(t, logFile(logs, 0)) {
+		texts = append(texts, l.Stream+" "+string(l.Text))
+	}
+	if got := strings.Join(texts, "|"); got != "stdout out|stderr err|stdout bye" {
+		t.Fatalf("file lines %q", got)
+	}
+}
+
+// When our own stdout is gone, the command learns it as it would without
+// us (EPIPE, with SIGPIPE ignored here), the wrapper neither dies of SIGPIPE
+// nor stops logging, and the other stream still passes through.
+func TestABrokenStdoutReachesTheCommandAndTheFileKeepsEverything(t *testing.T) {
+	t.Parallel()
+	logs := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	script := `trap "" PIPE; i=0; while echo line $i; do i=$((i+1)); done; echo "stdout broke after $i lines" >&2`
+	cmd := exec.CommandContext(ctx, wrapperBin, append(identity(logs), "--", "sh", "-c", script)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	err = cmd.Run()
+	_ = w.Close()
+	if err != nil {
+		t.Fatalf("%v (a wrapper killed by SIGPIPE exits 141), stderr %q", err, stderr.Bytes())
+	}
+	var wrote int
+	if _, err := fmt.Sscanf(stderr.String()[strings.Index(stderr.String(), "stdout broke after "):], "stdout broke after %d lines", &wrote); err != nil {
+		t.Fatalf("stderr %q: the command did not see its stdout break", stderr.Bytes())
+	}
+	// What was read is logged: a run of the first lines (what still sat in
+	// the pipe when it was closed is the command's loss, as without us).
+	lines := readCRI(t, logFile(logs, 0))
+	n := 0
+	for _, l := range lines {
+		if l.Stream == "stdout" {
+			if string(l.Text) != fmt.Sprintf("line %d", n) {
+				t.Fatalf("stdout line %d in the file is %q", n, l.Text)
+			}
+			n++
+		}
+	}
+	if n == 0 || n > wrote {
+		t.Fatalf("%d stdout lines in the file, the command wrote %d", n, wrote)
+	}
+	last := lines[len(lines)-1]
+	if last.Stream != "stderr" || !strings.HasPrefix(string(last.Text), "stdout broke after ") {
+		t.Fatalf("the file does not end with the command's message: %+v", last)
 	}
 }

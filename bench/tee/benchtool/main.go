@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,10 @@ func main() {
 		gen(args[0], args[1])
 	case "seq":
 		seq(args[0], args[1])
+	case "paced":
+		paced(args)
+	case "pacedcpu":
+		pacedCPU(args)
 	case "time":
 		timeRun(args[0], args[2:])
 	case "inversions":
@@ -97,6 +102,87 @@ func seq(count, spacing string) {
 			time.Sleep(time.Until(start.Add(time.Duration(i+1) * d)))
 		}
 	}
+}
+
+// paced is the app of make bench-bill: LINES lines of BYTES bytes (newline
+// included), alternately on stdout and stderr, at RATE lines/s, flushed
+// every millisecond. At the end it writes its own CPU time (nanoseconds) to
+// CPUFILE, so that a caller can take it out of the whole job's.
+func paced(args []string) {
+	if len(args) != 4 {
+		fail("usage: benchtool paced BYTES LINES RATE CPUFILE")
+	}
+	size, _ := strconv.Atoi(args[0])
+	lines, _ := strconv.Atoi(args[1])
+	rate, _ := strconv.Atoi(args[2])
+	if size < 1 || lines < 1 || rate < 1 {
+		fail("paced: BYTES, LINES and RATE must be whole numbers above 0")
+	}
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	errw := bufio.NewWriterSize(os.Stderr, 64<<10)
+	pad := strings.Repeat("x", max(size-1-len("seq=00000000 "), 0))
+	start := time.Now()
+	buf := make([]byte, 0, size+16)
+	for i := 0; i < lines; {
+		due := min(lines, int(time.Since(start).Seconds()*float64(rate))+1)
+		for ; i < due; i++ {
+			w := out
+			if i%2 == 1 {
+				w = errw
+			}
+			buf = fmt.Appendf(buf[:0], "seq=%08d %s\n", i, pad)
+			_, _ = w.Write(buf)
+		}
+		_ = out.Flush()
+		_ = errw.Flush()
+		time.Sleep(time.Millisecond)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fail(err.Error())
+	}
+	if err := os.WriteFile(args[3], []byte(strconv.FormatInt(ru.Utime.Nano()+ru.Stime.Nano(), 10)), 0o644); err != nil {
+		fail(err.Error())
+	}
+}
+
+// pacedCPU runs CMD... with "benchtool paced BYTES LINES RATE CPUFILE"
+// appended (the app), its stdout and stderr anonymous pipes that are read
+// and discarded here, as containerd's shim reads a container's, and prints
+// the CPU (user+sys) of the job less the app's own, per million lines:
+// the wrapper's share of the Fargate bill (make bench-bill), or that of
+// whatever CMD puts between the app and its output.
+func pacedCPU(args []string) {
+	if len(args) < 5 || args[3] != "--" {
+		fail("usage: benchtool pacedcpu BYTES LINES RATE -- CMD...")
+	}
+	lines, _ := strconv.Atoi(args[1])
+	dir, err := os.MkdirTemp("", "benchtool-paced-")
+	if err != nil {
+		fail(err.Error())
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	self, err := os.Executable()
+	if err != nil {
+		fail(err.Error())
+	}
+	cpuFile := filepath.Join(dir, "app-cpu")
+	argv := append(append([]string(nil), args[4:]...), self, "paced", args[0], args[1], args[2], cpuFile)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard // pipes, drained
+	if err := cmd.Run(); err != nil {
+		fail(fmt.Sprintf("%q: %v", argv, err))
+	}
+	b, err := os.ReadFile(cpuFile)
+	if err != nil {
+		fail("the app's CPU: " + err.Error())
+	}
+	app, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		fail("the app's CPU: " + err.Error())
+	}
+	job := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() // with its reaped children
+	fmt.Printf("cpu_s_per_mline=%.3f job_cpu_s=%.3f app_cpu_s=%.3f\n", (job-time.Duration(app)).Seconds()*1e6/float64(lines), job.Seconds(), time.Duration(app).Seconds())
 }
 
 // timeRun runs a command with inherited stdin, stdout and stderr, and

@@ -1,0 +1,4 @@
+package tee
+
+// sysPwritev2 is pwritev2's number, which syscall does not name.
+const sysPwritev2 = 287
