@@ -21,6 +21,6 @@ test-nodeproxy-fuzz: ## fuzz the nodeproxy path filter for $(NODEPROXY_FUZZTIME)
 BENCH_TARGETS += bench-nodeproxy
 
 .PHONY: bench-nodeproxy
-bench-nodeproxy: ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers
+bench-nodeproxy: ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers, CPU per followed container
 	$(GO) run ./bench/nodeproxy $(NODEPROXY_BENCH_FLAGS)
-	$(GO) run ./bench/nodeproxy -upstream static -callers 0 $(NODEPROXY_BENCH_FLAGS)
+	$(GO) run ./bench/nodeproxy -upstream static -callers 0 -follow-duration 0 $(NODEPROXY_BENCH_FLAGS)
