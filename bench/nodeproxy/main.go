@@ -413,6 +413,7 @@ func (zeroReader) Read(p []byte) (int, error) { return 0, io.EOF }
 func node(i int) string {
 	return fmt.Sprintf("fargate-ip-10-0-%d-%d.eu-west-1.compute.internal", i/250, i%250)
 }
+
 // tokenExp is when every bench token expires: after any run.
 var tokenExp = time.Now().Add(24 * time.Hour).Unix()
 
@@ -437,7 +438,7 @@ func benchPod(i int) corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("app-%d-7d9f8c6b5-x2k4p", i), UID: types.UID(fmt.Sprintf("6c1b3a9e-0000-4000-8000-%012d", i))},
 		Spec: corev1.PodSpec{NodeName: node(i), ServiceAccountName: "app",
 			Containers: []corev1.Container{{Name: "app"}, {Name: "otel-collector"}}},
-		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	}
 }
 
