@@ -59,11 +59,15 @@ func main() {
 	upstream := flag.String("upstream", "apiserver", "what answers: apiserver (a reverse proxy to a kubelet, as nodes/proxy is) or static (answers by itself: the proxy's cost at its most visible)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	flag.DurationVar(&followCfg.duration, "follow-duration", 10*time.Second, "length of each follow round (0: no follow rows)")
-	flag.IntVar(&followCfg.rounds, "follow-rounds", 2, "paired direct/proxy follow rounds")
+	flag.IntVar(&followCfg.rounds, "follow-rounds", 3, "paired direct/proxy follow rounds")
 	flag.IntVar(&followCfg.followers, "followers", 8, "concurrent followed containers (distinct pods)")
 	flag.IntVar(&followCfg.linesPerSec, "follow-lines", 1000, "lines per second each followed container writes")
 	flag.IntVar(&followCfg.lineBytes, "follow-line-bytes", 100, "bytes per log line, newline and timestamp included")
+	followUpstream := flag.String("follow-upstream", "modelled", "modelled: the follow rows after the scrape rows, upstream as -upstream; real: only the follow rows, with a real kube-apiserver (needs root and the Kubernetes binaries, as the cluster tests)")
 	flag.Parse()
+	if *followUpstream == "real" {
+		os.Exit(followRealMain())
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
