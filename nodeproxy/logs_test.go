@@ -2,6 +2,7 @@ package nodeproxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -208,13 +209,13 @@ func TestStreamSlots(t *testing.T) {
 	if _, err := s.acquire("p", 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.acquire("p", 2); err != errPodStreams {
+	if _, err := s.acquire("p", 2); !errors.Is(err, errPodStreams) {
 		t.Fatalf("3rd of pod p: %v, want errPodStreams", err)
 	}
 	if _, err := s.acquire("q", 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.acquire("r", 2); err != errAllStreams {
+	if _, err := s.acquire("r", 2); !errors.Is(err, errAllStreams) {
 		t.Fatalf("4th in all: %v, want errAllStreams", err)
 	}
 	r1()

@@ -60,16 +60,6 @@ func poll(t *testing.T, timeout time.Duration, what string, check func() error) 
 	}
 }
 
-func must[T any](t *testing.T) func(T, error) T {
-	return func(v T, err error) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 func createNamespace(t *testing.T, c kubernetes.Interface, name string, labels map[string]string) {
 	t.Helper()
 	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
