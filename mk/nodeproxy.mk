@@ -24,7 +24,7 @@ BENCH_TARGETS += bench-nodeproxy
 # The last run puts a real kube-apiserver (e2e/cluster, in a private network
 # namespace: root, as the cluster tests) between the log followers and a
 # kubelet, and reads the API server's CPU too.
-bench-nodeproxy: k8s-bins ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers, CPU per followed container (modelled and real API server)
+bench-nodeproxy: k8s-bins $(BIN)/fargate-otel-nodeproxy ## nodeproxy: scrapes/s through the proxy vs direct, upstream calls per scrape, memory with 10k callers, CPU per followed container (modelled and real API server)
 	$(GO) run ./bench/nodeproxy $(NODEPROXY_BENCH_FLAGS)
 	$(GO) run ./bench/nodeproxy -upstream static -callers 0 -follow-duration 0 $(NODEPROXY_BENCH_FLAGS)
 	$(GO) run ./bench/nodeproxy -follow-upstream real $(NODEPROXY_BENCH_FLAGS)

@@ -376,8 +376,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, resource string
 	h.cfg.Metrics.Refused.WithLabelValues(reason).Inc()
 	h.cfg.Metrics.Requests.WithLabelValues(resourceLabel(resource), strconv.Itoa(code)).Inc()
 	level := slog.LevelInfo
-	if code >= 500 {
+	switch {
+	case code >= 500:
 		level = slog.LevelWarn
+	case floodReasons[reason]:
+		// What a flood of junk tokens causes, one line each: counted in
+		// the metrics, logged only at debug, so that a flood cannot turn
+		// into a flood of logs.
+		level = slog.LevelDebug
 	}
 	attrs := []slog.Attr{slog.Int("code", code), slog.String("reason", reason), slog.String("remote", r.RemoteAddr), slog.String("detail", msg)}
 	if cause != nil {
@@ -389,6 +395,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, resource string
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, "fargate-otel-nodeproxy: "+msg+"\n")
 }
+
+// floodReasons are refusals that cost no API call and come in floods.
+var floodReasons = map[string]bool{"malformed_token": true, "review_rate_limited_source": true, "review_rate_limited_global": true}
 
 func (h *Handler) done(r *http.Request, resource string, code int, c callerauth.Caller, msg string, attrs ...slog.Attr) {
 	h.cfg.Metrics.Requests.WithLabelValues(resourceLabel(resource), strconv.Itoa(code)).Inc()

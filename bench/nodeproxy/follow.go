@@ -76,16 +76,25 @@ func (p followPath) url(i int) string {
 	return p.base + "/api/v1/nodes/" + p.node(i) + "/proxy/containerLogs/ns/" + benchPod(i).Name + "/app?follow=true&timestamps=true"
 }
 
-// followResult is one round: the CPU time of this process (and of another
-// process, when measured) and the bytes received in the measured window.
+// meter reads one process's CPU time.
+type meter struct {
+	name string
+	cpu  func() time.Duration
+}
+
+// thisProcess is the bench process: followers, kubelet, and whatever else
+// runs in it.
+var thisProcess = meter{"this process", cpuTime}
+
+// followResult is one round: the CPU time each meter read and the bytes
+// received in the measured window.
 type followResult struct {
-	cpu, other time.Duration
-	bytes      int64
+	cpu   []time.Duration
+	bytes int64
 }
 
 // followRound follows every container along p for d after a warm-up.
-// otherCPU, when set, is another process's CPU time (the API server's).
-func followRound(p followPath, d time.Duration, otherCPU func() time.Duration) (followResult, error) {
+func followRound(p followPath, d time.Duration, meters []meter) (followResult, error) {
 	cfg := followCfg
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -112,13 +121,17 @@ func followRound(p followPath, d time.Duration, otherCPU func() time.Duration) (
 			_, _ = io.Copy(countWriter{&bytes}, resp.Body)
 		})
 	}
-	if otherCPU == nil {
-		otherCPU = func() time.Duration { return 0 }
+	read := func() []time.Duration {
+		v := make([]time.Duration, len(meters))
+		for i, m := range meters {
+			v[i] = m.cpu()
+		}
+		return v
 	}
 	time.Sleep(500 * time.Millisecond) // connections and streams set up
-	b0, c0, o0 := bytes.Load(), cpuTime(), otherCPU()
+	b0, c0 := bytes.Load(), read()
 	time.Sleep(d)
-	b1, c1, o1 := bytes.Load(), cpuTime(), otherCPU()
+	b1, c1 := bytes.Load(), read()
 	cancel()
 	wg.Wait()
 	select {
@@ -126,7 +139,11 @@ func followRound(p followPath, d time.Duration, otherCPU func() time.Duration) (
 		return followResult{}, err
 	default:
 	}
-	return followResult{cpu: c1 - c0, other: o1 - o0, bytes: b1 - b0}, nil
+	r := followResult{bytes: b1 - b0}
+	for i := range meters {
+		r.cpu = append(r.cpu, c1[i]-c0[i])
+	}
+	return r, nil
 }
 
 // followBench follows the containers straight from the modelled upstream
@@ -152,48 +169,64 @@ func followBench(ca *pkitest.CA, upstream, proxy string) error {
 	fmt.Println("    the upstream is modelled (a reverse proxy to a kubelet in this process, flushing each chunk as the API")
 	fmt.Println("    server's nodes/proxy does), not a real kube-apiserver: its CPU is not measured here (see -follow-upstream")
 	fmt.Println("    real); HTTP/1.1 on every leg, so that the proxy's hop is the only difference between the two paths")
-	return followRounds(direct, proxied, nil)
+	r, err := followRounds(direct, proxied, []meter{thisProcess})
+	if err != nil {
+		return err
+	}
+	own := r.cpuProxy[0] - r.cpuDirect[0]
+	fmt.Printf("  CPU per followed container: %5.2f ms/s direct, %.2f ms/s through the proxy (followers, kubelet, upstream and proxy in one process)\n",
+		r.cpuDirect[0], r.cpuProxy[0])
+	fmt.Printf("  the proxy's own CPU per followed container: %.2f ms/s = %.2f%% of a core (%.1f us per line; the difference)\n", own, own/10, own*1e3/float64(cfg.linesPerSec))
+	fmt.Printf("  proxy / direct (CPU, follow): %5.2fx   [rounds: %s]\n", median(r.ratios), list(r.ratios))
+	return nil
 }
 
-// followRounds measures and prints.
-func followRounds(direct, proxied followPath, otherCPU func() time.Duration) error {
+// followFigures are medians over the rounds: lines/s per container, and per
+// meter the CPU per followed container in ms/s, direct and through the
+// proxy; ratios are this process's direct/proxy CPU per round.
+type followFigures struct {
+	directRate, proxyRate float64
+	cpuDirect, cpuProxy   []float64
+	ratios                []float64
+}
+
+// followRounds alternates direct and proxied rounds and prints the rates.
+func followRounds(direct, proxied followPath, meters []meter) (followFigures, error) {
 	cfg := followCfg
-	var directCPU, proxyCPU, ratios, directRate, proxyRate, otherDirect, otherProxy []float64
 	per := func(cpu time.Duration) float64 { // ms of CPU per second per container
 		return cpu.Seconds() * 1e3 / cfg.duration.Seconds() / float64(cfg.followers)
 	}
 	lines := func(b int64) float64 {
 		return float64(b) / float64(cfg.lineBytes) / cfg.duration.Seconds() / float64(cfg.followers)
 	}
+	var f followFigures
+	var directRate, proxyRate []float64
+	directCPU, proxyCPU := make([][]float64, len(meters)), make([][]float64, len(meters))
 	for range cfg.rounds {
-		d, err := followRound(direct, cfg.duration, otherCPU)
+		d, err := followRound(direct, cfg.duration, meters)
 		if err != nil {
-			return err
+			return f, err
 		}
-		p, err := followRound(proxied, cfg.duration, otherCPU)
+		p, err := followRound(proxied, cfg.duration, meters)
 		if err != nil {
-			return err
+			return f, err
 		}
-		directCPU = append(directCPU, per(d.cpu))
-		proxyCPU = append(proxyCPU, per(p.cpu))
-		ratios = append(ratios, d.cpu.Seconds()/p.cpu.Seconds())
+		for i := range meters {
+			directCPU[i] = append(directCPU[i], per(d.cpu[i]))
+			proxyCPU[i] = append(proxyCPU[i], per(p.cpu[i]))
+		}
+		f.ratios = append(f.ratios, d.cpu[0].Seconds()/p.cpu[0].Seconds())
 		directRate = append(directRate, lines(d.bytes))
 		proxyRate = append(proxyRate, lines(p.bytes))
-		otherDirect = append(otherDirect, per(d.other))
-		otherProxy = append(otherProxy, per(p.other))
 	}
-	own := median(proxyCPU) - median(directCPU)
-	fmt.Printf("  lines/s per container:   %8.0f direct, %.0f through the proxy (medians; goal %d)\n", median(directRate), median(proxyRate), cfg.linesPerSec)
-	fmt.Printf("  CPU per followed container: %5.2f ms/s direct, %.2f ms/s through the proxy (this process: followers, kubelet and the rest)\n",
-		median(directCPU), median(proxyCPU))
-	fmt.Printf("  the proxy's own CPU per followed container: %.2f ms/s = %.2f%% of a core (%.1f us per line)\n", own, own/10, own*1e3/float64(cfg.linesPerSec))
-	fmt.Printf("  proxy / direct (CPU, follow): %5.2fx   [rounds: %s]\n", median(ratios), list(ratios))
-	if otherCPU != nil {
-		fmt.Printf("  kube-apiserver CPU per followed container: %.2f ms/s direct, %.2f ms/s through the proxy (%.2f%% of a core)\n",
-			median(otherDirect), median(otherProxy), median(otherProxy)/10)
+	f.directRate, f.proxyRate = median(directRate), median(proxyRate)
+	for i := range meters {
+		f.cpuDirect = append(f.cpuDirect, median(directCPU[i]))
+		f.cpuProxy = append(f.cpuProxy, median(proxyCPU[i]))
 	}
-	if r := median(proxyRate); r < 0.95*float64(cfg.linesPerSec) {
-		return fmt.Errorf("the followers received %.0f lines/s through the proxy, not the %d written: the figure is not at the rate asked for", r, cfg.linesPerSec)
+	fmt.Printf("  lines/s per container:   %8.0f direct, %.0f through the proxy (medians; goal %d)\n", f.directRate, f.proxyRate, cfg.linesPerSec)
+	if f.proxyRate < 0.95*float64(cfg.linesPerSec) {
+		return f, fmt.Errorf("the followers received %.0f lines/s through the proxy, not the %d written: the figure is not at the rate asked for", f.proxyRate, cfg.linesPerSec)
 	}
-	return nil
+	return f, nil
 }
