@@ -10,13 +10,16 @@ TEST_GO_PREREQS += $(BIN)/fargate-otel-nodeproxy
 
 # The path filter's fuzz test, run for a while on top of its seed corpus
 # (which `go test ./...` already runs): nothing outside the allowed set may
-# ever be forwarded.
+# ever be forwarded. And the token shape check's: whatever it lets through
+# to a TokenReview has the audience, a future expiry and a pod.
 NODEPROXY_FUZZTIME ?= 30s
+NODEPROXY_SHAPE_FUZZTIME ?= 15s
 TEST_TARGETS += test-nodeproxy-fuzz
 
 .PHONY: test-nodeproxy-fuzz
-test-nodeproxy-fuzz: ## fuzz the nodeproxy path filter for $(NODEPROXY_FUZZTIME)
+test-nodeproxy-fuzz: ## fuzz the nodeproxy path filter for $(NODEPROXY_FUZZTIME) and the token shape check for $(NODEPROXY_SHAPE_FUZZTIME)
 	$(GO) test -run '^$$' -fuzz '^FuzzAllow$$' -fuzztime $(NODEPROXY_FUZZTIME) ./nodeproxy/pathfilter
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckShape$$' -fuzztime $(NODEPROXY_SHAPE_FUZZTIME) ./nodeproxy/callerauth
 
 BENCH_TARGETS += bench-nodeproxy
 
