@@ -3,8 +3,9 @@
 // projected service account token whose audience is the proxy's own; the
 // proxy checks who is calling (TokenReview, then the pod bound into the
 // token), that the request is the stats summary or pod list of the node that
-// very pod runs on, and forwards it to the API server's nodes/proxy with its
-// own credentials. Everything else is refused.
+// very pod runs on, or the log of one of that pod's own containers, and
+// forwards it to the API server's nodes/proxy with its own credentials.
+// Everything else is refused.
 package nodeproxy
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,9 +32,10 @@ import (
 // projects tokens with it into the collector container.
 const DefaultAudience = "fargate-otel-nodeproxy"
 
-// Authenticator verifies a bearer token (callerauth.Authenticator).
+// Authenticator verifies a bearer token presented from source, the
+// caller's IP (callerauth.Authenticator).
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (callerauth.Caller, bool, error)
+	Authenticate(ctx context.Context, token, source string) (callerauth.Caller, bool, error)
 	Forget(token string)
 }
 
@@ -59,19 +62,31 @@ type Config struct {
 	Burst int
 	// MaxCallers bounds the per-pod rate limiters held (default 20000).
 	MaxCallers int
-	// UpstreamTimeout bounds one forwarded request (default 30s).
+	// UpstreamTimeout bounds one forwarded request (default 30s), except
+	// a containerLogs follow stream, which has no time limit.
 	UpstreamTimeout time.Duration
 	// MaxFilteredBody bounds a body the proxy must read to filter it
 	// (default 64 MiB).
 	MaxFilteredBody int64
-	Logger          *slog.Logger
-	Metrics         *Metrics
+	// MaxFollowStreams bounds the containerLogs follow streams open at
+	// once, all callers together (default 1000).
+	MaxFollowStreams int
+	// ExtraFollowStreamsPerPod: a pod may hold one follow stream per
+	// container plus this many (default 2: room for a reconnect that
+	// overlaps the stream it replaces).
+	ExtraFollowStreamsPerPod int
+	// StreamWriteTimeout bounds each write to a follow stream's caller: a
+	// caller that stops reading is dropped after it (default 1m).
+	StreamWriteTimeout time.Duration
+	Logger             *slog.Logger
+	Metrics            *Metrics
 }
 
 // Handler serves the allowed kubelet paths.
 type Handler struct {
 	cfg      Config
 	limiters *cache.LRUExpireCache
+	streams  *streamSlots
 	base     string
 }
 
@@ -101,6 +116,17 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.MaxFilteredBody <= 0 {
 		cfg.MaxFilteredBody = 64 << 20
 	}
+	if cfg.MaxFollowStreams <= 0 {
+		cfg.MaxFollowStreams = 1000
+	}
+	if cfg.ExtraFollowStreamsPerPod < 0 {
+		cfg.ExtraFollowStreamsPerPod = 0
+	} else if cfg.ExtraFollowStreamsPerPod == 0 {
+		cfg.ExtraFollowStreamsPerPod = 2
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,12 +136,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return &Handler{
 		cfg:      cfg,
 		limiters: cache.NewLRUExpireCache(cfg.MaxCallers),
+		streams:  newStreamSlots(cfg.MaxFollowStreams),
 		base:     cfg.Upstream.Scheme + "://" + cfg.Upstream.Host,
 	}, nil
 }
 
 // ServeHTTP checks, in order of cost: the path, the token, the caller's
-// rate, the caller's pod and node; then forwards.
+// rate, the caller's pod and node (and for logs, that the container is one
+// of the caller's own); then forwards.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target, err := pathfilter.Allow(r.Method, r.RequestURI)
 	if err != nil {
@@ -136,16 +164,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"no bearer token: mount a projected service account token with audience "+DefaultAudience+" (the fargate-otel injector does this)", nil)
 		return
 	}
-	caller, cached, err := h.cfg.Auth.Authenticate(r.Context(), token)
-	if cached {
+	caller, cached, err := h.cfg.Auth.Authenticate(r.Context(), token, remoteIP(r))
+	var limited *callerauth.RateLimitError
+	switch {
+	case cached:
 		h.cfg.Metrics.TokenCache.WithLabelValues("hit").Inc()
-	} else {
+	case errors.Is(err, callerauth.ErrMalformed) || errors.As(err, &limited):
+		// Refused before any review: neither a hit nor a review.
+	default:
 		h.cfg.Metrics.TokenCache.WithLabelValues("miss").Inc()
 	}
 	if err != nil {
 		if errors.Is(err, callerauth.ErrUnauthenticated) {
+			reason := "unauthenticated"
+			if errors.Is(err, callerauth.ErrMalformed) {
+				reason = "malformed_token"
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fargate-otel-nodeproxy", error="invalid_token"`)
-			h.refuse(w, r, resource, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
+			h.refuse(w, r, resource, http.StatusUnauthorized, reason, err.Error(), nil)
+			return
+		}
+		if limited != nil {
+			// Not reviewed: the token may be good, the caller retries.
+			reason := "review_rate_limited_source"
+			if limited.Global {
+				reason = "review_rate_limited_global"
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
+			h.refuse(w, r, resource, http.StatusTooManyRequests, reason, limited.Error(), nil)
 			return
 		}
 		if errors.Is(err, callerauth.ErrReviewRefused) {
@@ -182,7 +228,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if target.Resource == pathfilter.ContainerLogs {
+		if err := checkLogTarget(caller, pod, target); err != nil {
+			h.refuse(w, r, resource, http.StatusForbidden, "forbidden", err.Error(), nil)
+			return
+		}
+		h.forwardLogs(w, r, target, caller, pod)
+		return
+	}
 	h.forward(w, r, target, caller)
+}
+
+// remoteIP is the caller's address without its port: the source that the
+// limit on reviews of unknown tokens counts.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *Handler) limiter(uid string) *rate.Limiter {
@@ -203,40 +267,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, target pathfil
 	resource := target.Resource.String()
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.UpstreamTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+target.UpstreamPath(), http.NoBody)
-	if err != nil {
-		h.refuse(w, r, resource, http.StatusInternalServerError, "internal", "cannot build the upstream request", err)
-		return
-	}
-	req.Header.Set("Accept", "application/json")
-	start := time.Now()
-	resp, err := h.cfg.Transport.RoundTrip(req)
-	h.cfg.Metrics.UpstreamDuration.Observe(time.Since(start).Seconds())
-	if err != nil {
-		h.cfg.Metrics.UpstreamRequests.WithLabelValues("error").Inc()
-		h.refuse(w, r, resource, http.StatusBadGateway, "upstream_error", "the API server could not be reached", err)
+	resp, ok := h.roundTrip(ctx, w, r, target, caller)
+	if !ok {
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
-	h.cfg.Metrics.UpstreamRequests.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
-
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		// The proxy's own credentials are wrong: that is the operator's
-		// problem, not the caller's, and the caller must not think its
-		// token was refused.
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		h.refuse(w, r, resource, http.StatusBadGateway, "upstream_refused",
-			"the API server refused the proxy's own credentials", fmt.Errorf("HTTP %d from %s: %s: grant the proxy's service account get on nodes/proxy (ClusterRole fargate-otel-nodeproxy)", resp.StatusCode, target.UpstreamPath(), strings.TrimSpace(string(body))))
-		return
-	case resp.StatusCode != http.StatusOK:
-		// Not found node, kubelet unreachable...: pass the answer on, briefly.
-		copyHeader(w, resp, "Content-Type")
-		w.WriteHeader(resp.StatusCode)
-		n, _ := io.Copy(w, io.LimitReader(resp.Body, 4096))
-		h.done(r, resource, resp.StatusCode, caller, "upstream answered", slog.Int64("bytes", n))
-		return
-	}
 
 	filter := target.Resource == pathfilter.Pods || h.cfg.Pods.OthersOnNode(target.Node, caller.PodUID)
 	w.Header().Set("Cache-Control", "no-store")
@@ -272,6 +307,56 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, target pathfil
 	h.done(r, resource, http.StatusOK, caller, "forwarded filtered", slog.Int("bytes", len(body)), errAttr(err))
 }
 
+// roundTrip sends target's request upstream within ctx and returns a 200
+// answer for the caller to forward; any other outcome it answers itself
+// (ok false). The caller closes the body.
+func (h *Handler) roundTrip(ctx context.Context, w http.ResponseWriter, r *http.Request, target pathfilter.Target, caller callerauth.Caller) (*http.Response, bool) {
+	resource := target.Resource.String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+target.UpstreamPath(), http.NoBody)
+	if err != nil {
+		h.refuse(w, r, resource, http.StatusInternalServerError, "internal", "cannot build the upstream request", err)
+		return nil, false
+	}
+	if target.Resource == pathfilter.ContainerLogs {
+		// The kubelet's bytes as they come: no transparent gzip, whose
+		// reader would hold back what it has not a whole block of.
+		req.Header.Set("Accept-Encoding", "identity")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	start := time.Now()
+	resp, err := h.cfg.Transport.RoundTrip(req)
+	h.cfg.Metrics.UpstreamDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		h.cfg.Metrics.UpstreamRequests.WithLabelValues("error").Inc()
+		h.refuse(w, r, resource, http.StatusBadGateway, "upstream_error", "the API server could not be reached", err)
+		return nil, false
+	}
+	h.cfg.Metrics.UpstreamRequests.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
+
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		// The proxy's own credentials are wrong: that is the operator's
+		// problem, not the caller's, and the caller must not think its
+		// token was refused.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		_ = resp.Body.Close()
+		h.refuse(w, r, resource, http.StatusBadGateway, "upstream_refused",
+			"the API server refused the proxy's own credentials", fmt.Errorf("HTTP %d from %s: %s: grant the proxy's service account get on nodes/proxy (ClusterRole fargate-otel-nodeproxy)", resp.StatusCode, target.UpstreamPath(), strings.TrimSpace(string(body))))
+		return nil, false
+	case resp.StatusCode != http.StatusOK:
+		// Not found node, kubelet unreachable, container not running...:
+		// pass the answer on, briefly.
+		copyHeader(w, resp, "Content-Type")
+		w.WriteHeader(resp.StatusCode)
+		n, _ := io.Copy(w, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		h.done(r, resource, resp.StatusCode, caller, "upstream answered", slog.Int64("bytes", n))
+		return nil, false
+	}
+	return resp, true
+}
+
 func copyHeader(w http.ResponseWriter, resp *http.Response, name string) {
 	if v := resp.Header.Get(name); v != "" {
 		w.Header().Set(name, v)
@@ -291,8 +376,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, resource string
 	h.cfg.Metrics.Refused.WithLabelValues(reason).Inc()
 	h.cfg.Metrics.Requests.WithLabelValues(resourceLabel(resource), strconv.Itoa(code)).Inc()
 	level := slog.LevelInfo
-	if code >= 500 {
+	switch {
+	case code >= 500:
 		level = slog.LevelWarn
+	case floodReasons[reason]:
+		// What a flood of junk tokens causes, one line each: counted in
+		// the metrics, logged only at debug, so that a flood cannot turn
+		// into a flood of logs.
+		level = slog.LevelDebug
 	}
 	attrs := []slog.Attr{slog.Int("code", code), slog.String("reason", reason), slog.String("remote", r.RemoteAddr), slog.String("detail", msg)}
 	if cause != nil {
@@ -304,6 +395,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, resource string
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, "fargate-otel-nodeproxy: "+msg+"\n")
 }
+
+// floodReasons are refusals that cost no API call and come in floods.
+var floodReasons = map[string]bool{"malformed_token": true, "review_rate_limited_source": true, "review_rate_limited_global": true}
 
 func (h *Handler) done(r *http.Request, resource string, code int, c callerauth.Caller, msg string, attrs ...slog.Attr) {
 	h.cfg.Metrics.Requests.WithLabelValues(resourceLabel(resource), strconv.Itoa(code)).Inc()

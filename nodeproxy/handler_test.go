@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
 )
@@ -24,11 +25,13 @@ type fakeAuth struct {
 	callers map[string]callerauth.Caller
 	err     error
 	forgot  []string
+	sources []string
 }
 
-func (f *fakeAuth) Authenticate(_ context.Context, token string) (callerauth.Caller, bool, error) {
+func (f *fakeAuth) Authenticate(_ context.Context, token, source string) (callerauth.Caller, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.sources = append(f.sources, source)
 	if f.err != nil {
 		return callerauth.Caller{}, false, f.err
 	}
@@ -70,6 +73,12 @@ type upstream struct {
 	status  int
 	summary string
 	pods    string
+	// logs answers containerLogs: lines "<n> <container>" every logEvery,
+	// logLines of them (follow: until the request ends); each line waits
+	// for gate when it is set.
+	logLines int
+	logEvery time.Duration
+	gate     chan struct{}
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -91,6 +100,10 @@ func newUpstream(t *testing.T) *upstream {
 			http.Error(w, `{"kind":"Status","message":"nodes \"node-a\" not found"}`, u.status)
 			return
 		}
+		if c, ok := strings.CutPrefix(r.URL.Path, "/api/v1/nodes/node-a/proxy/containerLogs/ns/a/"); ok {
+			u.serveLogs(w, r, c)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/api/v1/nodes/node-a/proxy/stats/summary":
@@ -103,6 +116,31 @@ func newUpstream(t *testing.T) *upstream {
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+func (u *upstream) serveLogs(w http.ResponseWriter, r *http.Request, container string) {
+	w.Header().Set("Content-Type", "text/plain")
+	follow := r.URL.Query().Get("follow") == "true"
+	for i := 0; follow || i < u.logLines; i++ {
+		if u.gate != nil {
+			select {
+			case <-u.gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if _, err := fmt.Fprintf(w, "%d %s\n", i, container); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		if u.logEvery > 0 {
+			select {
+			case <-time.After(u.logEvery):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
 }
 
 // credTransport adds the proxy's own credential, as client-go's transport does.
@@ -131,7 +169,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 			"tok-a": {Namespace: "ns", ServiceAccount: "default", PodName: "a", PodUID: "uid-a"},
 		}},
 		pods: &fakePods{pods: map[string]*callerauth.Pod{
-			"ns/a": {Namespace: "ns", Name: "a", UID: "uid-a", NodeName: "node-a", ServiceAccount: "default"},
+			"ns/a": {Namespace: "ns", Name: "a", UID: "uid-a", NodeName: "node-a", ServiceAccount: "default", Containers: []string{"app", "otel-collector", "init"}},
 		}},
 	}
 	u, _ := url.Parse(up.URL)
@@ -256,8 +294,20 @@ func TestRefusals(t *testing.T) {
 		code                        int
 		want                        string
 	}{
-		{"exec", "GET", "/api/v1/nodes/node-a/proxy/exec/ns/a/c?command=id", "tok-a", nil, 404, "not served"},
-		{"logs", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/ns/a/c", "tok-a", nil, 404, "only stats/summary and pods"},
+		{"exec", "GET", "/api/v1/nodes/node-a/proxy/exec/ns/a/c?command=id", "tok-a", nil, 404, "only stats/summary"},
+		{"node logs", "GET", "/api/v1/nodes/node-a/proxy/logs/pods/", "tok-a", nil, 404, "only stats/summary, pods and containerLogs"},
+		{"logs of another pod", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/ns/b/app", "tok-a", nil, 403, "only its own containers' logs"},
+		{"logs of another namespace", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/other/a/app", "tok-a", nil, 403, "only its own containers' logs"},
+		{"logs of no such container", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/ns/a/debugger", "tok-a", nil, 403, "not a container of pod ns/a (its containers and init containers: app, otel-collector, init)"},
+		{"logs on another node", "GET", "/api/v1/nodes/node-b/proxy/containerLogs/ns/a/app", "tok-a", nil, 403, "may read only"},
+		{"logs with extra key", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/ns/a/app?follow=true&command=id", "tok-a", nil, 404, "not served"},
+		{"logs without token", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/ns/a/app", "", nil, 401, "no bearer token"},
+		{"malformed token", "GET", summaryPath, "tok-a", func(f *fixture) {
+			f.auth.err = fmt.Errorf("%w: %w: 1 dot-separated segments", callerauth.ErrUnauthenticated, callerauth.ErrMalformed)
+		}, 401, "dot-separated"},
+		{"review rate-limited", "GET", summaryPath, "tok-a", func(f *fixture) {
+			f.auth.err = &callerauth.RateLimitError{Source: "127.0.0.1", QPS: 1, Burst: 10, RetryAfter: 1500 * time.Millisecond}
+		}, 429, "too many unknown tokens from 127.0.0.1"},
 		{"dotdot", "GET", "/api/v1/nodes/node-a/proxy/stats/summary/../../exec/ns/a/c", "tok-a", nil, 404, ""},
 		{"encoded", "GET", "/api/v1/nodes/node-a/proxy/stats%2Fsummary", "tok-a", nil, 404, ""},
 		{"POST", "POST", summaryPath, "tok-a", nil, 405, "only GET"},

@@ -11,6 +11,8 @@ type Metrics struct {
 	TokenCache       *prometheus.CounterVec
 	UpstreamRequests *prometheus.CounterVec
 	UpstreamDuration prometheus.Histogram
+	FollowStreams    prometheus.Gauge
+	LogBytes         prometheus.Counter
 }
 
 // NewMetrics returns unregistered metrics.
@@ -26,7 +28,7 @@ func NewMetrics() *Metrics {
 		}, []string{"reason"}),
 		TokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fargate_otel_nodeproxy_token_reviews_total",
-			Help: "Token verifications, answered from the cache (hit) or by a TokenReview (miss).",
+			Help: "Token verifications, answered from a cache (hit) or by a TokenReview (miss); tokens refused by their shape or by the review limits count as neither.",
 		}, []string{"result"}),
 		UpstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fargate_otel_nodeproxy_upstream_requests_total",
@@ -37,12 +39,20 @@ func NewMetrics() *Metrics {
 			Help:    "Time to the first byte of the API server's answer.",
 			Buckets: prometheus.ExponentialBuckets(0.002, 2, 12),
 		}),
+		FollowStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fargate_otel_nodeproxy_follow_streams",
+			Help: "containerLogs follow streams open now.",
+		}),
+		LogBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fargate_otel_nodeproxy_log_bytes_total",
+			Help: "Bytes of container logs forwarded to callers.",
+		}),
 	}
 }
 
 // Register adds the metrics to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.Requests, m.Refused, m.TokenCache, m.UpstreamRequests, m.UpstreamDuration} {
+	for _, c := range []prometheus.Collector{m.Requests, m.Refused, m.TokenCache, m.UpstreamRequests, m.UpstreamDuration, m.FollowStreams, m.LogBytes} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

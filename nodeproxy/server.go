@@ -34,15 +34,28 @@ type ServerOptions struct {
 	CertFile, KeyFile string
 	// Audience is the token audience accepted (DefaultAudience).
 	Audience string
-	// TokenCacheTTL, TokenCacheSize: see callerauth.Options.
-	TokenCacheTTL  time.Duration
-	TokenCacheSize int
+	// TokenCacheTTL, TokenCacheSize, RefusalCacheTTL, RefusalCacheSize,
+	// ReviewQPS, ReviewBurst, SourceReviewQPS, SourceReviewBurst: see
+	// callerauth.Options (TTL, CacheSize, NegativeTTL, RefusalCacheSize,
+	// ReviewQPS, ReviewBurst, SourceQPS, SourceBurst).
+	TokenCacheTTL     time.Duration
+	TokenCacheSize    int
+	RefusalCacheTTL   time.Duration
+	RefusalCacheSize  int
+	ReviewQPS         float64
+	ReviewBurst       int
+	SourceReviewQPS   float64
+	SourceReviewBurst int
 	// Rate and Burst limit each calling pod.
 	Rate  float64
 	Burst int
-	// UpstreamTimeout bounds one forwarded request.
+	// UpstreamTimeout bounds one forwarded request, except a
+	// containerLogs follow stream.
 	UpstreamTimeout time.Duration
-	Logger          *slog.Logger
+	// MaxFollowStreams, ExtraFollowStreamsPerPod: see Config.
+	MaxFollowStreams         int
+	ExtraFollowStreamsPerPod int
+	Logger                   *slog.Logger
 }
 
 // Run serves the proxy with the credentials in restCfg until ctx ends.
@@ -61,9 +74,22 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 
 	apiCfg := rest.CopyConfig(restCfg)
 	apiCfg.UserAgent = "fargate-otel-nodeproxy"
-	// TokenReviews and pod GETs happen on cache misses only; allow bursts
-	// when many collectors start together.
-	apiCfg.QPS, apiCfg.Burst = 50, 100
+	ao := callerauth.Options{
+		Audience:         o.Audience,
+		TTL:              o.TokenCacheTTL,
+		CacheSize:        o.TokenCacheSize,
+		NegativeTTL:      o.RefusalCacheTTL,
+		RefusalCacheSize: o.RefusalCacheSize,
+		ReviewQPS:        o.ReviewQPS,
+		ReviewBurst:      o.ReviewBurst,
+		SourceQPS:        o.SourceReviewQPS,
+		SourceBurst:      o.SourceReviewBurst,
+	}.WithDefaults()
+	// TokenReviews (bounded by the authenticator's own limit) and pod GETs
+	// (on pod index misses only) share the client's limit: leave the pod
+	// GETs room above the review limit, so that a flood of unknown tokens,
+	// even at its limit, never starves them.
+	apiCfg.QPS, apiCfg.Burst = float32(ao.ReviewQPS)+25, ao.ReviewBurst+50
 	client, err := kubernetes.NewForConfig(apiCfg)
 	if err != nil {
 		return fmt.Errorf("API client: %w", err)
@@ -85,11 +111,7 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 		return fmt.Errorf("API transport: %w", err)
 	}
 
-	auth, err := callerauth.New(callerauth.ClientReviewer(client.AuthenticationV1().TokenReviews()), callerauth.Options{
-		Audience:  o.Audience,
-		TTL:       o.TokenCacheTTL,
-		CacheSize: o.TokenCacheSize,
-	})
+	auth, err := callerauth.New(callerauth.ClientReviewer(client.AuthenticationV1().TokenReviews()), ao)
 	if err != nil {
 		return err
 	}
@@ -103,25 +125,24 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 	if err := metrics.Register(reg); err != nil {
 		return err
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "fargate_otel_nodeproxy_cached_token_reviews",
-		Help: "Token reviews held in the cache.",
-	}, func() float64 { return float64(auth.Len()) }))
+	registerAuthMetrics(reg, auth)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fargate_otel_nodeproxy_certificate_expiry_timestamp_seconds",
 		Help: "When the serving certificate expires.",
 	}, func() float64 { return float64(certs.NotAfter().Unix()) }))
 
 	handler, err := NewHandler(Config{
-		Upstream:        upstream,
-		Transport:       transport,
-		Auth:            auth,
-		Pods:            pods,
-		Rate:            rate.Limit(o.Rate),
-		Burst:           o.Burst,
-		UpstreamTimeout: o.UpstreamTimeout,
-		Logger:          log,
-		Metrics:         metrics,
+		Upstream:                 upstream,
+		Transport:                transport,
+		Auth:                     auth,
+		Pods:                     pods,
+		Rate:                     rate.Limit(o.Rate),
+		Burst:                    o.Burst,
+		UpstreamTimeout:          o.UpstreamTimeout,
+		MaxFollowStreams:         o.MaxFollowStreams,
+		ExtraFollowStreamsPerPod: o.ExtraFollowStreamsPerPod,
+		Logger:                   log,
+		Metrics:                  metrics,
 	})
 	if err != nil {
 		return err
@@ -164,7 +185,9 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 		probe = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { errc <- probe.Serve(pln) }()
 	}
-	log.Info("serving", "listen", ln.Addr().String(), "probes", o.ProbeListen, "audience", o.Audience, "apiserver", upstream.Host)
+	log.Info("serving", "listen", ln.Addr().String(), "probes", o.ProbeListen, "audience", o.Audience, "apiserver", upstream.Host,
+		"reviewQPS", ao.ReviewQPS, "reviewBurst", ao.ReviewBurst, "sourceReviewQPS", ao.SourceQPS, "sourceReviewBurst", ao.SourceBurst,
+		"upstreamTimeout", handler.cfg.UpstreamTimeout.String(), "maxFollowStreams", handler.cfg.MaxFollowStreams)
 
 	select {
 	case <-ctx.Done():
@@ -181,6 +204,50 @@ func Run(ctx context.Context, restCfg *rest.Config, o ServerOptions) error {
 		_ = probe.Shutdown(shutdownCtx)
 	}
 	return err
+}
+
+// registerAuthMetrics exposes the authenticator's counts.
+func registerAuthMetrics(reg prometheus.Registerer, auth *callerauth.Authenticator) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fargate_otel_nodeproxy_cached_token_reviews",
+		Help: "Accepted token reviews held in the cache.",
+	}, func() float64 { return float64(auth.Stats().CachedAccepted) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fargate_otel_nodeproxy_cached_token_refusals",
+		Help: "Refused token reviews held in their own cache.",
+	}, func() float64 { return float64(auth.Stats().CachedRefused) }))
+	for _, result := range []string{"accepted", "refused", "error"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fargate_otel_nodeproxy_token_reviews_sent_total",
+			Help:        "TokenReviews sent to the API server, by outcome (error: no answer).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			st := auth.Stats()
+			switch result {
+			case "accepted":
+				return float64(st.ReviewsAccepted)
+			case "refused":
+				return float64(st.ReviewsRefused)
+			}
+			return float64(st.ReviewsFailed)
+		}))
+	}
+	for _, reason := range []string{"malformed", "rate_limited_source", "rate_limited_global"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fargate_otel_nodeproxy_tokens_unreviewed_total",
+			Help:        "Tokens in no cache refused without a TokenReview: by their shape, or over the per-source or global review limit.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 {
+			st := auth.Stats()
+			switch reason {
+			case "malformed":
+				return float64(st.Malformed)
+			case "rate_limited_source":
+				return float64(st.LimitedSource)
+			}
+			return float64(st.LimitedGlobal)
+		}))
+	}
 }
 
 // NewTLSServer is the proxy's HTTP server: TLS 1.2 or later with the

@@ -6,7 +6,10 @@
 //     keep-alive, with the same number of concurrent collectors;
 //   - upstream calls and TokenReviews per scrape once the caches are warm;
 //   - heap held with 10,000 distinct callers cached (reviews, rate limiters
-//     and the pod index).
+//     and the pod index);
+//   - the proxy's CPU time per followed container (containerLogs
+//     follow=true at 1,000 lines/s of 100 bytes), through the proxy vs
+//     straight to the upstream (follow.go).
 //
 // `make bench-nodeproxy` runs it.
 package main
@@ -14,6 +17,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -54,7 +58,16 @@ func main() {
 	callers := flag.Int("callers", 10000, "distinct callers for the memory figure")
 	upstream := flag.String("upstream", "apiserver", "what answers: apiserver (a reverse proxy to a kubelet, as nodes/proxy is) or static (answers by itself: the proxy's cost at its most visible)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	flag.DurationVar(&followCfg.duration, "follow-duration", 10*time.Second, "length of each follow round (0: no follow rows)")
+	flag.IntVar(&followCfg.rounds, "follow-rounds", 3, "paired direct/proxy follow rounds")
+	flag.IntVar(&followCfg.followers, "followers", 8, "concurrent followed containers (distinct pods)")
+	flag.IntVar(&followCfg.linesPerSec, "follow-lines", 1000, "lines per second each followed container writes")
+	flag.IntVar(&followCfg.lineBytes, "follow-line-bytes", 100, "bytes per log line, newline and timestamp included")
+	followUpstream := flag.String("follow-upstream", "modelled", "modelled: the follow rows after the scrape rows, upstream as -upstream; real: only the follow rows, with a real kube-apiserver (needs root and the Kubernetes binaries, as the cluster tests)")
 	flag.Parse()
+	if *followUpstream == "real" {
+		os.Exit(followRealMain())
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -96,6 +109,10 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 	}
 	// The kubelet: answers the summary.
 	kubelet := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/containerLogs/") {
+			serveFollow(w, r)
+			return
+		}
 		if latency > 0 {
 			time.Sleep(latency)
 		}
@@ -126,7 +143,7 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 			http.Error(w, "no credential", http.StatusUnauthorized)
 			return
 		}
-		if upstreamKind == "static" {
+		if upstreamKind == "static" && !strings.Contains(r.URL.Path, "/containerLogs/") {
 			if latency > 0 {
 				time.Sleep(latency)
 			}
@@ -143,9 +160,10 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 
 	// The proxy, with the real authenticator (TokenReview answered in
 	// process), the real pod index and the real handler and TLS server.
-	pods := make([]corev1.Pod, collectors)
+	nPods := max(collectors, followCfg.followers)
+	pods := make([]corev1.Pod, nPods)
 	answers := map[string]authnv1.TokenReviewStatus{}
-	for i := range collectors {
+	for i := range nPods {
 		pods[i] = benchPod(i)
 		answers[token(i)] = reviewStatus(i)
 	}
@@ -255,6 +273,9 @@ func run(duration time.Duration, rounds, collectors int, latency time.Duration, 
 	if callers > 0 {
 		fmt.Printf("  heap with %d callers cached: %.1f MiB (goal <= 64 MiB) %s\n", callers, heapMiB, verdict(heapMiB <= 64))
 	}
+	if followCfg.duration > 0 {
+		return followBench(ca, up.URL, proxyURL)
+	}
 	return nil
 }
 
@@ -308,7 +329,10 @@ func newHandler(upstream string, transport http.RoundTripper, pods []corev1.Pod,
 	auth, err := callerauth.New(func(_ context.Context, token string, _ []string) (authnv1.TokenReviewStatus, error) {
 		n.reviews.Add(1)
 		return answers[token], nil
-	}, callerauth.Options{Audience: nodeproxy.DefaultAudience, CacheSize: len(pods) + 100})
+	}, callerauth.Options{Audience: nodeproxy.DefaultAudience, CacheSize: len(pods) + 100,
+		// Measure the caches, not the limits on reviews of unknown tokens
+		// (every caller is unknown once).
+		ReviewQPS: 1e9, ReviewBurst: 1e6, SourceQPS: 1e9, SourceBurst: 1e6})
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +366,7 @@ func callersHeap(n int) (float64, error) {
 	answers := make(map[string]authnv1.TokenReviewStatus, n)
 	tokens := make([]string, n)
 	for i := range n {
-		tokens[i] = fakeJWT(i)
+		tokens[i] = token(i)
 		answers[tokens[i]] = reviewStatus(i)
 	}
 	var base runtime.MemStats
@@ -393,23 +417,32 @@ func (zeroReader) Read(p []byte) (int, error) { return 0, io.EOF }
 func node(i int) string {
 	return fmt.Sprintf("fargate-ip-10-0-%d-%d.eu-west-1.compute.internal", i/250, i%250)
 }
-func token(i int) string { return fmt.Sprintf("token-%d", i) }
 
-// fakeJWT is shaped like a projected token (about 1 KiB, three parts), so
-// that hashing costs what it costs in production.
-func fakeJWT(i int) string {
-	pad := make([]byte, 900)
-	for j := range pad {
-		pad[j] = 'a' + byte((i+j)%26)
+// tokenExp is when every bench token expires: after any run.
+var tokenExp = time.Now().Add(24 * time.Hour).Unix()
+
+// token is shaped like a projected service account token of pod i (about
+// 1 KiB: a JSON header, the API server's claims, a 256-byte RS256
+// signature), so that the shape check and hashing cost what they cost in
+// production; only the in-process review knows it.
+func token(i int) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	p := benchPod(i)
+	claims := fmt.Sprintf(`{"aud":[%q],"exp":%d,"iat":%d,"iss":"https://kubernetes.default.svc.cluster.local","jti":"%08d-0000-4000-8000-000000000000","kubernetes.io":{"namespace":%q,"node":{"name":%q,"uid":"node-uid-%d"},"pod":{"name":%q,"uid":%q},"serviceaccount":{"name":"app","uid":"sa-uid-%d"}},"nbf":%d,"sub":"system:serviceaccount:%s:app"}`,
+		nodeproxy.DefaultAudience, tokenExp, tokenExp-3600, i, p.Namespace, p.Spec.NodeName, i, p.Name, p.UID, i, tokenExp-3600, p.Namespace)
+	sig := make([]byte, 256)
+	for j := range sig {
+		sig[j] = byte(i + j)
 	}
-	return fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ%d.%s", i, pad)
+	return enc([]byte(`{"alg":"RS256","kid":"bench-key-1"}`)) + "." + enc([]byte(claims)) + "." + enc(sig)
 }
 
 func benchPod(i int) corev1.Pod {
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("app-%d-7d9f8c6b5-x2k4p", i), UID: types.UID(fmt.Sprintf("6c1b3a9e-0000-4000-8000-%012d", i))},
-		Spec:       corev1.PodSpec{NodeName: node(i), ServiceAccountName: "app"},
-		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+		Spec: corev1.PodSpec{NodeName: node(i), ServiceAccountName: "app",
+			Containers: []corev1.Container{{Name: "app"}, {Name: "otel-collector"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	}
 }
 

@@ -1,8 +1,8 @@
-// Command fargate-otel-nodeproxy is the restricted kubelet stats proxy: the
-// only process in a fargate-otel install that holds nodes/proxy. Collector
-// sidecars read their own node's /stats/summary through it with a token
-// whose audience is the proxy's; see the README section "Kubelet stats
-// without nodes/proxy in workloads".
+// Command fargate-otel-nodeproxy is the restricted kubelet proxy: the only
+// process in a fargate-otel install that holds nodes/proxy. Collector
+// sidecars read their own node's /stats/summary, and their own pod's
+// container logs, through it with a token whose audience is the proxy's; see
+// docs/kubelet-stats.md.
 package main
 
 import (
@@ -37,14 +37,40 @@ func run(args []string) error {
 	fs.StringVar(&o.KeyFile, "tls-key-file", "/etc/fargate-otel-nodeproxy/tls/tls.key", "serving key (PEM), re-read when it changes")
 	fs.StringVar(&o.Audience, "audience", nodeproxy.DefaultAudience, "the only token audience accepted")
 	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", 2*time.Minute, "how long an accepted TokenReview is trusted (never past the token's expiry)")
-	fs.IntVar(&o.TokenCacheSize, "token-cache-size", 20000, "cached TokenReviews at most")
+	fs.IntVar(&o.TokenCacheSize, "token-cache-size", 20000, "cached accepted TokenReviews at most (refusals never take their place)")
+	fs.DurationVar(&o.RefusalCacheTTL, "refusal-cache-ttl", 10*time.Second, "how long a token the API server refused is refused without asking again")
+	fs.IntVar(&o.RefusalCacheSize, "refusal-cache-size", 4096, "cached refused TokenReviews at most (a cache of their own)")
+	fs.Float64Var(&o.ReviewQPS, "review-qps", 50, "TokenReviews per second at most, all callers together; over it, a token in no cache gets 429 with Retry-After")
+	fs.IntVar(&o.ReviewBurst, "review-burst", 100, "burst of --review-qps")
+	fs.Float64Var(&o.SourceReviewQPS, "review-qps-per-source", 1, "TokenReviews per second at most that one remote IP may cause with tokens in no cache")
+	fs.IntVar(&o.SourceReviewBurst, "review-burst-per-source", 10, "burst of --review-qps-per-source")
 	fs.Float64Var(&o.Rate, "rate", 1, "requests per second allowed to each calling pod")
 	fs.IntVar(&o.Burst, "burst", 10, "burst allowed to each calling pod")
-	fs.DurationVar(&o.UpstreamTimeout, "upstream-timeout", 30*time.Second, "time limit of one request to the API server")
+	fs.DurationVar(&o.UpstreamTimeout, "upstream-timeout", 30*time.Second, "time limit of one request to the API server (containerLogs follow streams have none)")
+	fs.IntVar(&o.MaxFollowStreams, "max-follow-streams", 1000, "containerLogs follow streams open at once at most, all callers together")
+	fs.IntVar(&o.ExtraFollowStreamsPerPod, "extra-follow-streams-per-pod", 2, "follow streams a pod may hold beyond one per container (0: none)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for running outside a cluster (default: in-cluster service account)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (all settings are flags)", fs.Args())
+	}
+	for name, v := range map[string]float64{
+		"review-qps": o.ReviewQPS, "review-burst": float64(o.ReviewBurst),
+		"review-qps-per-source": o.SourceReviewQPS, "review-burst-per-source": float64(o.SourceReviewBurst),
+		"max-follow-streams": float64(o.MaxFollowStreams),
+	} {
+		if v <= 0 {
+			return fmt.Errorf("--%s must be positive, not %g", name, v)
+		}
+	}
+	switch {
+	case o.ExtraFollowStreamsPerPod < 0:
+		return fmt.Errorf("--extra-follow-streams-per-pod must be 0 or more, not %d", o.ExtraFollowStreamsPerPod)
+	case o.ExtraFollowStreamsPerPod == 0:
+		o.ExtraFollowStreamsPerPod = -1 // none (0 in nodeproxy.Config takes the default)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -2,18 +2,21 @@
 // the caller's projected service account token with a TokenReview (for the
 // proxy's own audience only) and reads the pod name and uid that the API
 // server bound into it. Reviews are cached, keyed by a hash of the token, so
-// that a steady scrape costs no API call.
+// that a steady scrape costs no API call; tokens that cannot pass are refused
+// by their shape, and the reviews of unknown tokens are rate-limited, so that
+// a flood of junk tokens costs a bounded number of API calls and never evicts
+// an accepted caller. Nothing in it is specific to the node proxy: a server
+// with another audience uses it the same way.
 package callerauth
 
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -76,16 +79,35 @@ func ClientReviewer(c authnv1client.TokenReviewInterface) Reviewer {
 type Options struct {
 	// Audience is the only audience accepted (required).
 	Audience string
-	// CacheSize bounds the number of cached reviews, accepted and refused
-	// together (default 20000).
+	// CacheSize bounds the number of cached accepted reviews (default
+	// 20000). Refusals never take a place here.
 	CacheSize int
 	// TTL is how long an accepted review is trusted (default 2m, the
 	// kubelet's own webhook token cache TTL), never past the token's expiry.
 	TTL time.Duration
+	// RefusalCacheSize bounds the number of cached refusals, kept apart
+	// from the accepted reviews so that a flood of bad tokens can never
+	// evict an accepted caller (default 4096).
+	RefusalCacheSize int
 	// NegativeTTL is how long a refused token is remembered, so that a
 	// caller with a bad token does not turn every request into an API call
 	// (default 10s).
 	NegativeTTL time.Duration
+	// ReviewQPS and ReviewBurst bound the TokenReviews sent, all callers
+	// together (a token bucket; default 50/s, burst 100). Over it, a token
+	// not in a cache is refused with ErrRateLimited, not reviewed.
+	ReviewQPS   float64
+	ReviewBurst int
+	// SourceQPS and SourceBurst bound the reviews of unknown tokens that one
+	// source (the caller's remote IP) may cause (default 1/s, burst 10):
+	// one pod needs a review when it starts and when its token rotates or
+	// its cached review expires, far below that.
+	SourceQPS   float64
+	SourceBurst int
+	// MaxSources bounds the per-source buckets held (default 10000); an
+	// evicted source starts again with a full bucket, the global bound
+	// holds regardless.
+	MaxSources int
 	// Clock is for tests.
 	Clock cache.Clock
 }
@@ -94,9 +116,12 @@ type Options struct {
 type Authenticator struct {
 	review   Reviewer
 	opts     Options
-	cache    *cache.LRUExpireCache
+	accepted *cache.LRUExpireCache
+	refused  *cache.LRUExpireCache
 	inflight singleflight.Group
 	clock    cache.Clock
+	limits   *limits
+	stats    counters
 }
 
 type cacheEntry struct {
@@ -104,72 +129,139 @@ type cacheEntry struct {
 	err    error // non-nil for a refused token
 }
 
+// WithDefaults returns o with every zero value replaced by its default.
+func (o Options) WithDefaults() Options {
+	if o.CacheSize <= 0 {
+		o.CacheSize = 20000
+	}
+	if o.TTL <= 0 {
+		o.TTL = 2 * time.Minute
+	}
+	if o.RefusalCacheSize <= 0 {
+		o.RefusalCacheSize = 4096
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = 10 * time.Second
+	}
+	if o.ReviewQPS <= 0 {
+		o.ReviewQPS = 50
+	}
+	if o.ReviewBurst <= 0 {
+		o.ReviewBurst = 100
+	}
+	if o.SourceQPS <= 0 {
+		o.SourceQPS = 1
+	}
+	if o.SourceBurst <= 0 {
+		o.SourceBurst = 10
+	}
+	if o.MaxSources <= 0 {
+		o.MaxSources = 10000
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	return o
+}
+
 // New returns an Authenticator that sends reviews through review.
 func New(review Reviewer, opts Options) (*Authenticator, error) {
 	if opts.Audience == "" {
 		return nil, errors.New("callerauth: an audience is required")
 	}
-	if opts.CacheSize <= 0 {
-		opts.CacheSize = 20000
+	if review == nil {
+		return nil, errors.New("callerauth: a reviewer is required")
 	}
-	if opts.TTL <= 0 {
-		opts.TTL = 2 * time.Minute
-	}
-	if opts.NegativeTTL <= 0 {
-		opts.NegativeTTL = 10 * time.Second
-	}
-	clock := opts.Clock
-	if clock == nil {
-		clock = realClock{}
-	}
+	opts = opts.WithDefaults()
 	return &Authenticator{
-		review: review,
-		opts:   opts,
-		cache:  cache.NewLRUExpireCacheWithClock(opts.CacheSize, clock),
-		clock:  clock,
+		review:   review,
+		opts:     opts,
+		accepted: cache.NewLRUExpireCacheWithClock(opts.CacheSize, opts.Clock),
+		refused:  cache.NewLRUExpireCacheWithClock(opts.RefusalCacheSize, opts.Clock),
+		clock:    opts.Clock,
+		limits:   newLimits(opts, opts.Clock),
 	}, nil
 }
+
+// Options returns the options in effect, defaults filled in.
+func (a *Authenticator) Options() Options { return a.opts }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-// Authenticate returns the pod behind token. Errors wrapping
-// ErrUnauthenticated mean the token is refused; other errors are transient
-// (the API server could not be asked) and are not cached.
-func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller, bool, error) {
+// Authenticate returns the pod behind token, presented by source (the
+// caller's remote IP: it keys the per-source limit on reviews; "" is one
+// shared source). The bool is true when the answer came from a cache.
+//
+// In order of cost: an accepted review in the cache answers at once; a token
+// not shaped like a projected token of the audience is refused without a
+// review (ErrMalformed); a cached refusal answers at once; over the review
+// limits the token is refused without a review (a *RateLimitError, which
+// wraps ErrRateLimited); only then is a TokenReview sent, one per token
+// however many requests carry it.
+//
+// Errors wrapping ErrUnauthenticated mean the token is refused; rate-limit
+// errors and other errors are transient (the API server could not be asked)
+// and are not cached.
+func (a *Authenticator) Authenticate(ctx context.Context, token, source string) (Caller, bool, error) {
 	if token == "" {
 		return Caller{}, false, fmt.Errorf("%w: no bearer token: mount a projected service account token with audience %q", ErrUnauthenticated, a.opts.Audience)
 	}
-	key := sha256.Sum256([]byte(token))
-	if v, ok := a.cache.Get(key); ok {
-		e := v.(cacheEntry)
-		return e.caller, true, e.err
+	if len(token) > MaxTokenBytes {
+		// Refused before it is even hashed.
+		a.stats.malformed.Add(1)
+		_, err := CheckShape(token, a.opts.Audience, a.clock.Now())
+		return Caller{}, false, err
 	}
-	// Concurrent first requests with one token share one review.
+	key := sha256.Sum256([]byte(token))
+	if v, ok := a.accepted.Get(key); ok {
+		return v.(cacheEntry).caller, true, nil
+	}
+	claims, err := CheckShape(token, a.opts.Audience, a.clock.Now())
+	if err != nil {
+		a.stats.malformed.Add(1)
+		return Caller{}, false, err
+	}
+	if v, ok := a.refused.Get(key); ok {
+		return Caller{}, true, v.(cacheEntry).err
+	}
+	// Concurrent first requests with one token share one review (and one
+	// place in the limits).
 	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
-		if v, ok := a.cache.Get(key); ok {
+		if v, ok := a.accepted.Get(key); ok {
 			return v, nil
+		}
+		if v, ok := a.refused.Get(key); ok {
+			return v, nil
+		}
+		if err := a.limits.admit(source); err != nil {
+			a.stats.countLimited(err)
+			return nil, err
 		}
 		status, err := a.review(ctx, token, []string{a.opts.Audience})
 		if err != nil {
+			a.stats.reviewsFailed.Add(1)
 			return nil, err
 		}
 		caller, verr := callerFromStatus(status, a.opts.Audience)
 		e := cacheEntry{caller: caller, err: verr}
-		ttl := a.opts.NegativeTTL
-		if verr == nil {
-			ttl = a.opts.TTL
-			if exp, ok := tokenExpiry(token); ok {
-				ttl = min(ttl, exp.Sub(a.clock.Now()))
-			}
+		if verr != nil {
+			a.stats.reviewsRefused.Add(1)
+			a.refused.Add(key, e, a.opts.NegativeTTL)
+			return e, nil
 		}
-		if ttl > 0 {
-			a.cache.Add(key, e, ttl)
+		a.stats.reviewsAccepted.Add(1)
+		if ttl := min(a.opts.TTL, claims.Expiry.Sub(a.clock.Now())); ttl > 0 {
+			a.accepted.Add(key, e, ttl)
 		}
 		return e, nil
 	})
 	if err != nil {
+		var rl *RateLimitError
+		if errors.As(err, &rl) {
+			return Caller{}, false, err
+		}
 		return Caller{}, false, fmt.Errorf("verify token: %w", err)
 	}
 	e := v.(cacheEntry)
@@ -178,11 +270,53 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Caller,
 
 // Forget drops a cached review, for a token whose pod turned out to be gone.
 func (a *Authenticator) Forget(token string) {
-	a.cache.Remove(sha256.Sum256([]byte(token)))
+	a.accepted.Remove(sha256.Sum256([]byte(token)))
 }
 
-// Len is the number of cached reviews.
-func (a *Authenticator) Len() int { return len(a.cache.Keys()) }
+// Len is the number of cached accepted reviews.
+func (a *Authenticator) Len() int { return len(a.accepted.Keys()) }
+
+// Stats are counts since the Authenticator was made, for metrics.
+type Stats struct {
+	// ReviewsAccepted, ReviewsRefused and ReviewsFailed are the
+	// TokenReviews sent, by outcome (failed: no answer, not cached).
+	ReviewsAccepted, ReviewsRefused, ReviewsFailed int64
+	// Malformed tokens were refused by their shape, without a review.
+	Malformed int64
+	// LimitedSource and LimitedGlobal tokens were refused unreviewed by
+	// the per-source and the global review limit.
+	LimitedSource, LimitedGlobal int64
+	// CachedAccepted and CachedRefused are the entries held now.
+	CachedAccepted, CachedRefused int
+}
+
+// Stats returns the counts so far.
+func (a *Authenticator) Stats() Stats {
+	return Stats{
+		ReviewsAccepted: a.stats.reviewsAccepted.Load(),
+		ReviewsRefused:  a.stats.reviewsRefused.Load(),
+		ReviewsFailed:   a.stats.reviewsFailed.Load(),
+		Malformed:       a.stats.malformed.Load(),
+		LimitedSource:   a.stats.limitedSource.Load(),
+		LimitedGlobal:   a.stats.limitedGlobal.Load(),
+		CachedAccepted:  len(a.accepted.Keys()),
+		CachedRefused:   len(a.refused.Keys()),
+	}
+}
+
+type counters struct {
+	reviewsAccepted, reviewsRefused, reviewsFailed atomic.Int64
+	malformed, limitedSource, limitedGlobal        atomic.Int64
+}
+
+func (c *counters) countLimited(err error) {
+	var rl *RateLimitError
+	if errors.As(err, &rl) && rl.Global {
+		c.limitedGlobal.Add(1)
+	} else {
+		c.limitedSource.Add(1)
+	}
+}
 
 // callerFromStatus is the pure part: what an answered TokenReview means.
 func callerFromStatus(s authnv1.TokenReviewStatus, audience string) (Caller, error) {
@@ -220,24 +354,4 @@ func single(v authnv1.ExtraValue) string {
 		return ""
 	}
 	return v[0]
-}
-
-// tokenExpiry reads the exp claim of a JWT without verifying it. It is used
-// only to shorten how long an already verified review is cached.
-func tokenExpiry(token string) (time.Time, bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, false
-	}
-	var claims struct {
-		Exp int64 `json:"exp"`
-	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(claims.Exp, 0), true
 }

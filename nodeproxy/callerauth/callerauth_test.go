@@ -24,10 +24,19 @@ type fakeReviewer struct {
 	answers map[string]authnv1.TokenReviewStatus
 	err     error
 	block   chan struct{}
+
+	mu       sync.Mutex
+	perToken map[string]int
 }
 
 func (f *fakeReviewer) review(_ context.Context, token string, audiences []string) (authnv1.TokenReviewStatus, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	if f.perToken == nil {
+		f.perToken = map[string]int{}
+	}
+	f.perToken[token]++
+	f.mu.Unlock()
 	if f.block != nil {
 		<-f.block
 	}
@@ -44,6 +53,13 @@ func (f *fakeReviewer) review(_ context.Context, token string, audiences []strin
 	return s, nil
 }
 
+// reviewsOf is how many reviews token cost.
+func (f *fakeReviewer) reviewsOf(token string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.perToken[token]
+}
+
 func podStatus(ns, sa, pod, uid, node string) authnv1.TokenReviewStatus {
 	extra := map[string]authnv1.ExtraValue{ExtraPodName: {pod}, ExtraPodUID: {uid}}
 	if node != "" {
@@ -56,15 +72,31 @@ func podStatus(ns, sa, pod, uid, node string) authnv1.TokenReviewStatus {
 	}
 }
 
-func jwtWithExp(exp time.Time) string {
+// t0 is the fake clock's start; test tokens expire an hour later.
+var t0 = time.Unix(1_800_000_000, 0)
+
+// jwt is a token shaped like a projected service account token (what
+// CheckShape passes) with the given payload; its signature is junk, which
+// only a TokenReview would find out.
+func jwt(payload string) string {
 	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." +
-		enc.EncodeToString([]byte(fmt.Sprintf(`{"aud":["x"],"exp":%d}`, exp.Unix()))) + ".c2ln"
+	return enc.EncodeToString([]byte(`{"alg":"RS256","kid":"k1"}`)) + "." +
+		enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString([]byte("not-a-real-signature-"+payload))
 }
+
+// tok is a well-shaped token of pod ns/pod for the proxy's audience,
+// distinct per id, expiring at exp.
+func tok(id string, exp time.Time) string {
+	return jwt(fmt.Sprintf(`{"aud":[%q],"exp":%d,"jti":%q,"kubernetes.io":{"namespace":"ns","pod":{"name":"p-%s","uid":"u-%s"}}}`, aud, exp.Unix(), id, id, id))
+}
+
+// tk is tok with an expiry far after every fake clock.
+func tk(id string) string { return tok(id, t0.Add(24*time.Hour)) }
 
 func newAuth(t *testing.T, r *fakeReviewer, clock *clocktesting.FakeClock) *Authenticator {
 	t.Helper()
-	a, err := New(r.review, Options{Audience: aud, TTL: 2 * time.Minute, NegativeTTL: 10 * time.Second, CacheSize: 100, Clock: clock})
+	a, err := New(r.review, Options{Audience: aud, TTL: 2 * time.Minute, NegativeTTL: 10 * time.Second, CacheSize: 100,
+		ReviewQPS: 1e6, ReviewBurst: 1e6, SourceQPS: 1e6, SourceBurst: 1e6, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +106,11 @@ func newAuth(t *testing.T, r *fakeReviewer, clock *clocktesting.FakeClock) *Auth
 func TestAuthenticateAcceptsBoundTokenAndCaches(t *testing.T) {
 	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	r := &fakeReviewer{answers: map[string]authnv1.TokenReviewStatus{
-		"tok-a": podStatus("shop", "cart", "cart-0", "uid-a", "node-a"),
+		tk("a"): podStatus("shop", "cart", "cart-0", "uid-a", "node-a"),
 	}}
 	a := newAuth(t, r, clock)
 	ctx := context.Background()
-	c, cached, err := a.Authenticate(ctx, "tok-a")
+	c, cached, err := a.Authenticate(ctx, tk("a"), "10.0.0.1")
 	if err != nil || cached {
 		t.Fatalf("first call: %v, cached=%v", err, cached)
 	}
@@ -87,7 +119,7 @@ func TestAuthenticateAcceptsBoundTokenAndCaches(t *testing.T) {
 		t.Fatalf("caller = %+v, want %+v", c, want)
 	}
 	for range 10 {
-		c2, cached, err := a.Authenticate(ctx, "tok-a")
+		c2, cached, err := a.Authenticate(ctx, tk("a"), "10.0.0.1")
 		if err != nil || !cached || c2 != want {
 			t.Fatalf("cached call: %+v %v %v", c2, cached, err)
 		}
@@ -96,30 +128,37 @@ func TestAuthenticateAcceptsBoundTokenAndCaches(t *testing.T) {
 		t.Fatalf("%d reviews for 11 requests, want 1", n)
 	}
 	clock.Step(2*time.Minute + time.Second)
-	if _, cached, err := a.Authenticate(ctx, "tok-a"); err != nil || cached {
+	if _, cached, err := a.Authenticate(ctx, tk("a"), "10.0.0.1"); err != nil || cached {
 		t.Fatalf("after TTL: cached=%v err=%v", cached, err)
 	}
 	if n := r.calls.Load(); n != 2 {
 		t.Fatalf("%d reviews after TTL expiry, want 2", n)
 	}
-	a.Forget("tok-a")
-	if _, cached, _ := a.Authenticate(ctx, "tok-a"); cached {
+	a.Forget(tk("a"))
+	if _, cached, _ := a.Authenticate(ctx, tk("a"), "10.0.0.1"); cached {
 		t.Fatal("Forget did not drop the cached review")
 	}
 }
 
 func TestAuthenticateCacheNeverOutlivesToken(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	clock := clocktesting.NewFakeClock(now)
-	tok := jwtWithExp(now.Add(30 * time.Second))
-	r := &fakeReviewer{answers: map[string]authnv1.TokenReviewStatus{tok: podStatus("ns", "sa", "p", "u", "")}}
+	clock := clocktesting.NewFakeClock(t0)
+	short := tok("short", t0.Add(30*time.Second))
+	r := &fakeReviewer{answers: map[string]authnv1.TokenReviewStatus{short: podStatus("ns", "sa", "p", "u", "")}}
 	a := newAuth(t, r, clock)
-	if _, _, err := a.Authenticate(context.Background(), tok); err != nil {
+	if _, _, err := a.Authenticate(context.Background(), short, ""); err != nil {
 		t.Fatal(err)
 	}
-	clock.Step(31 * time.Second)
-	if _, cached, _ := a.Authenticate(context.Background(), tok); cached {
-		t.Fatal("review cached past the token's exp claim")
+	clock.Step(29 * time.Second)
+	if _, cached, _ := a.Authenticate(context.Background(), short, ""); !cached {
+		t.Fatal("review not cached before the token's exp claim")
+	}
+	clock.Step(2 * time.Second)
+	_, cached, err := a.Authenticate(context.Background(), short, "")
+	if cached || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("after exp: cached=%v err=%v, want refused as expired without a review", cached, err)
+	}
+	if r.calls.Load() != 1 {
+		t.Fatalf("%d reviews, want 1", r.calls.Load())
 	}
 }
 
@@ -142,22 +181,22 @@ func TestAuthenticateRefuses(t *testing.T) {
 		token  string
 		want   string
 	}{
-		{"unknown token", nil, "s3cr3t-unknown-QX7", "did not accept"},
+		{"unknown token", nil, tk("s3cr3t-unknown-QX7"), "did not accept"},
 		{"empty token", nil, "", "no bearer token"},
-		{"API audience", &apiAudience, "s3cr3t-QX7", "do not include"},
-		{"no audience", &noAudience, "s3cr3t-QX7", "do not include"},
-		{"secret-based token", &secretToken, "s3cr3t-QX7", "not bound to a pod"},
-		{"not a service account", &user, "s3cr3t-QX7", "not a service account"},
-		{"malformed service account", &malformedSA, "s3cr3t-QX7", "not a service account"},
-		{"two pod names", &twoPods, "s3cr3t-QX7", "not bound to a pod"},
+		{"API audience", &apiAudience, tk("s3cr3t-QX7"), "do not include"},
+		{"no audience", &noAudience, tk("s3cr3t-QX7"), "do not include"},
+		{"secret-based token", &secretToken, tk("s3cr3t-QX7"), "not bound to a pod"},
+		{"not a service account", &user, tk("s3cr3t-QX7"), "not a service account"},
+		{"malformed service account", &malformedSA, tk("s3cr3t-QX7"), "not a service account"},
+		{"two pod names", &twoPods, tk("s3cr3t-QX7"), "not bound to a pod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &fakeReviewer{answers: map[string]authnv1.TokenReviewStatus{}}
 			if tc.status != nil {
 				r.answers[tc.token] = *tc.status
 			}
-			a := newAuth(t, r, clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0)))
-			_, _, err := a.Authenticate(context.Background(), tc.token)
+			a := newAuth(t, r, clocktesting.NewFakeClock(t0))
+			_, _, err := a.Authenticate(context.Background(), tc.token, "")
 			if !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want ErrUnauthenticated mentioning %q", err, tc.want)
 			}
@@ -166,7 +205,7 @@ func TestAuthenticateRefuses(t *testing.T) {
 			}
 			// A refused token is remembered for NegativeTTL.
 			calls := r.calls.Load()
-			_, cached, err2 := a.Authenticate(context.Background(), tc.token)
+			_, cached, err2 := a.Authenticate(context.Background(), tc.token, "")
 			if err2 == nil || (tc.token != "" && (!cached || r.calls.Load() != calls)) {
 				t.Fatalf("second attempt: cached=%v err=%v calls %d->%d", cached, err2, calls, r.calls.Load())
 			}
@@ -176,9 +215,9 @@ func TestAuthenticateRefuses(t *testing.T) {
 
 func TestAuthenticateDoesNotCacheTransientErrors(t *testing.T) {
 	r := &fakeReviewer{err: errors.New("connection refused")}
-	a := newAuth(t, r, clocktesting.NewFakeClock(time.Now()))
+	a := newAuth(t, r, clocktesting.NewFakeClock(t0))
 	for range 3 {
-		_, _, err := a.Authenticate(context.Background(), "tok")
+		_, _, err := a.Authenticate(context.Background(), tk("t"), "")
 		if err == nil || errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("err = %v, want a transient error", err)
 		}
@@ -190,15 +229,15 @@ func TestAuthenticateDoesNotCacheTransientErrors(t *testing.T) {
 
 func TestAuthenticateSharesConcurrentReviews(t *testing.T) {
 	r := &fakeReviewer{
-		answers: map[string]authnv1.TokenReviewStatus{"tok": podStatus("ns", "sa", "p", "u", "")},
+		answers: map[string]authnv1.TokenReviewStatus{tk("t"): podStatus("ns", "sa", "p", "u", "")},
 		block:   make(chan struct{}),
 	}
-	a := newAuth(t, r, clocktesting.NewFakeClock(time.Now()))
+	a := newAuth(t, r, clocktesting.NewFakeClock(t0))
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for range 50 {
 		wg.Go(func() {
-			_, _, err := a.Authenticate(context.Background(), "tok")
+			_, _, err := a.Authenticate(context.Background(), tk("t"), "")
 			errs <- err
 		})
 	}
@@ -223,11 +262,11 @@ func TestAuthenticateSharesConcurrentReviews(t *testing.T) {
 func TestCacheIsBounded(t *testing.T) {
 	r := &fakeReviewer{answers: map[string]authnv1.TokenReviewStatus{}}
 	for i := range 500 {
-		r.answers[fmt.Sprint("tok-", i)] = podStatus("ns", "sa", fmt.Sprint("p", i), fmt.Sprint("u", i), "")
+		r.answers[tk(fmt.Sprint(i))] = podStatus("ns", "sa", fmt.Sprint("p", i), fmt.Sprint("u", i), "")
 	}
-	a := newAuth(t, r, clocktesting.NewFakeClock(time.Now()))
+	a := newAuth(t, r, clocktesting.NewFakeClock(t0))
 	for i := range 500 {
-		if _, _, err := a.Authenticate(context.Background(), fmt.Sprint("tok-", i)); err != nil {
+		if _, _, err := a.Authenticate(context.Background(), tk(fmt.Sprint(i)), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,10 @@ type Pod struct {
 	// Finished is true for a pod in phase Succeeded or Failed: its token
 	// still verifies for a while, but it has no stats to read.
 	Finished bool
+	// Containers are the names of its regular and init containers (native
+	// sidecars included), in spec order: the containers whose logs the pod
+	// may read.
+	Containers []string
 }
 
 // ErrForbidden is wrapped by errors that mean "this caller may not read

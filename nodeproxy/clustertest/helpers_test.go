@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,16 +57,6 @@ func poll(t *testing.T, timeout time.Duration, what string, check func() error) 
 			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func must[T any](t *testing.T) func(T, error) T {
-	return func(v T, err error) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
 	}
 }
 
@@ -187,7 +178,10 @@ func mayGetNodesProxy(t *testing.T, c kubernetes.Interface, ns, name string) boo
 }
 
 // checkNodesProxyHolders asks, for every service account in the cluster,
-// whether it may get nodes/proxy: exactly holders (namespace/name) may.
+// whether it may get nodes/proxy: exactly holders (namespace/name) may; and
+// whether it may read pod logs (pods/log, in its own namespace or any): none
+// may, the proxy included, which reads its callers' logs through
+// nodes/proxy for their own pods only.
 func checkNodesProxyHolders(t *testing.T, cp *cluster.ControlPlane, holders ...string) {
 	t.Helper()
 	sas, err := cp.Client.CoreV1().ServiceAccounts("").List(context.Background(), metav1.ListOptions{})
@@ -200,6 +194,11 @@ func checkNodesProxyHolders(t *testing.T, cp *cluster.ControlPlane, holders ...s
 	for _, sa := range sas.Items {
 		if holds := mayGetNodesProxy(t, cp.Client, sa.Namespace, sa.Name); holds != slices.Contains(holders, sa.Namespace+"/"+sa.Name) {
 			t.Errorf("service account %s/%s: may get nodes/proxy = %v, want it only for %v", sa.Namespace, sa.Name, holds, holders)
+		}
+		for _, ns := range []string{sa.Namespace, ""} {
+			if can(t, cp.Client, saUser(sa.Namespace, sa.Name), "get", "", "pods", "log", "", ns) {
+				t.Errorf("service account %s/%s may get pods/log in namespace %q: no service account should", sa.Namespace, sa.Name, ns)
+			}
 		}
 	}
 }
@@ -223,8 +222,8 @@ func waitDirectGrant(t *testing.T, c kubernetes.Interface, ns, name string) {
 	}
 }
 
-// kubelet is a fake kubelet's handler: it serves a summary and a pod list
-// for its node and records every path it was asked for.
+// kubelet is a fake kubelet's handler: it serves a summary, a pod list and
+// container logs for its node and records every path it was asked for.
 type kubelet struct {
 	node  string
 	pods  []*corev1.Pod
@@ -236,6 +235,10 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	k.paths = append(k.paths, r.Method+" "+r.URL.RequestURI())
 	k.mu.Unlock()
+	if strings.HasPrefix(r.URL.Path, "/containerLogs/") {
+		k.serveLogs(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch r.URL.Path {
 	case "/stats/summary":
@@ -257,6 +260,35 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(list)
 	default:
 		http.Error(w, "fake kubelet: not served: "+r.URL.Path, http.StatusNotFound)
+	}
+}
+
+// serveLogs answers containerLogs as the kubelet does: "<line>\n" per log
+// line, "<RFC3339Nano time> <line>\n" with timestamps=true, and with
+// follow=true a chunked stream of one line every 100 ms (each flushed, as
+// the kubelet's flushwriter does) until the caller goes away. Lines say
+// whose they are: "line <n> of <namespace>/<pod>/<container>".
+func (k *kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
+	who := strings.TrimPrefix(r.URL.Path, "/containerLogs/")
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "text/plain")
+	for i := 0; ; i++ {
+		if q.Get("follow") != "true" && i == 3 {
+			return
+		}
+		line := fmt.Sprintf("line %d of %s\n", i, who)
+		if q.Get("timestamps") == "true" {
+			line = time.Now().UTC().Format(time.RFC3339Nano) + " " + line
+		}
+		if _, err := io.WriteString(w, line); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -290,17 +322,22 @@ type runningProxy struct {
 	log           *os.File
 }
 
-// installProxy applies the proxy's RBAC from package rbac and starts the real
-// binary with its service account's credentials and a serving certificate
-// signed by the cluster CA.
-func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
+// installProxy applies the proxy's RBAC from package rbac (once per
+// cluster) and starts the real binary with its service account's
+// credentials, a serving certificate signed by the cluster CA, and the extra
+// flags given.
+func installProxy(t *testing.T, cp *cluster.ControlPlane, extraFlags ...string) *runningProxy {
 	t.Helper()
 	ctx := context.Background()
 	createNamespace(t, cp.Client, releaseNS, nil)
 	createServiceAccount(t, cp.Client, releaseNS, rbac.ProxyServiceAccount)
 	role, binding := rbac.Proxy(releaseNS)
-	must[any](t)(cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}))
-	must[any](t)(cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}))
+	if _, err := cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
@@ -321,13 +358,13 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane) *runningProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(proxyBinary(t),
+	cmd := exec.Command(proxyBinary(t), append([]string{
 		"--kubeconfig", kubeconfig,
 		"--listen", fmt.Sprintf("%s:%d", cluster.NodeIP, port),
 		"--probe-listen", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--rate", "1000", "--burst", "1000",
-		"--log-level", "debug")
+		"--log-level", "debug"}, extraFlags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -393,6 +430,39 @@ func (p *runningProxy) get(t *testing.T, path, token string) (int, string) {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// open starts a GET as the log follower does and returns the answer with its
+// body unread (closed when the test ends).
+func (p *runningProxy) open(t *testing.T, path, token string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", p.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Opaque = path
+	req.Header.Set("Authorization", "Bearer "+token)
+	// No client timeout: a follow stream lasts as long as it lasts.
+	resp, err := (&http.Client{Transport: p.client.Transport}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+// metricValue is metric as a number (0 when the series is absent).
+func (p *runningProxy) metricValue(t *testing.T, series string) float64 {
+	t.Helper()
+	v := p.metric(t, series)
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		t.Fatalf("metric %s = %q", series, v)
+	}
+	return f
 }
 
 func (p *runningProxy) metric(t *testing.T, series string) string {

@@ -53,7 +53,9 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 	kubeletA.pods = []*corev1.Pod{podA, podC}
 	kubeletB.pods = []*corev1.Pod{podB}
 
-	proxy := installProxy(t, cp)
+	// The upstream limit is short so that the follow stream below outlives
+	// it in a few seconds.
+	proxy := installProxy(t, cp, "--upstream-timeout", upstreamLimit.String())
 	tokA := podToken(t, c, podA, nodeproxy.DefaultAudience)
 	tokB := podToken(t, c, podB, nodeproxy.DefaultAudience)
 
@@ -137,7 +139,9 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 		for _, path := range []string{
 			"/api/v1/nodes/node-a/proxy/exec/shop/a/app?command=id&stdout=true",
 			"/api/v1/nodes/node-a/proxy/run/shop/a/app",
-			"/api/v1/nodes/node-a/proxy/containerLogs/shop/a/app",
+			"/api/v1/nodes/node-a/proxy/containerLogs/shop/a/app?sinceSeconds=10",
+			"/api/v1/nodes/node-a/proxy/containerLogs/shop/a/app/../../../../exec/shop/a/app",
+			"/api/v1/nodes/node-a/proxy/containerLogs/shop/a%2Fapp/x/y",
 			"/api/v1/nodes/node-a/proxy/logs/",
 			"/api/v1/nodes/node-a/proxy/stats/summary/../../exec/shop/a/app",
 			"/api/v1/nodes/node-a/proxy/stats%2F..%2F..%2Fexec/shop/a/app",
@@ -149,11 +153,12 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 				t.Errorf("%s: HTTP %d %s, want 404", path, code, body)
 			}
 		}
-		for _, seen := range append(kubeletA.seen(), kubeletB.seen()...) {
-			if seen != "GET /stats/summary" && seen != "GET /pods" {
-				t.Errorf("a kubelet was asked %q", seen)
-			}
-		}
+		checkKubeletsSaw(t, kubeletA, kubeletB)
+	})
+
+	t.Run("a pod follows its own container's log", func(t *testing.T) {
+		testOwnLogs(t, cp, proxy, kubeletA)
+		checkKubeletsSaw(t, kubeletA, kubeletB)
 	})
 
 	t.Run("a scrape costs one upstream call once warm", func(t *testing.T) {
@@ -198,9 +203,26 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 		checkProxyRBAC(t, cp)
 	})
 
-	t.Run("no workload service account holds nodes/proxy", func(t *testing.T) {
+	t.Run("no workload service account holds nodes/proxy or pods/log", func(t *testing.T) {
 		checkNodesProxyHolders(t, cp, releaseNS+"/"+rbac.ProxyServiceAccount)
 	})
+
+	t.Run("a flood of junk tokens costs a bounded number of TokenReviews", func(t *testing.T) {
+		testTokenFlood(t, cp, podB, tokB)
+	})
+}
+
+// checkKubeletsSaw: the kubelets were asked for nothing but stats and the
+// logs of the logging pod's own containers.
+func checkKubeletsSaw(t *testing.T, kubelets ...*kubelet) {
+	t.Helper()
+	for _, k := range kubelets {
+		for _, seen := range k.seen() {
+			if seen != "GET /stats/summary" && seen != "GET /pods" && !strings.HasPrefix(seen, "GET /containerLogs/shop/logger/") {
+				t.Errorf("kubelet %s was asked %q", k.node, seen)
+			}
+		}
+	}
 }
 
 type errString string
@@ -232,6 +254,7 @@ func checkProxyRBAC(t *testing.T, cp *cluster.ControlPlane) {
 		{"create", "", "pods", "exec", "x", "shop"},
 		{"get", "", "pods", "exec", "x", "shop"},
 		{"get", "", "pods", "log", "x", "shop"},
+		{"list", "", "pods", "log", "", ""},
 		{"create", "", "pods", "portforward", "x", "shop"},
 		{"delete", "", "pods", "", "x", "shop"},
 		{"update", "", "pods", "", "x", "shop"},

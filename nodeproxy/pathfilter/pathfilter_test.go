@@ -49,7 +49,6 @@ func TestAllowRefusesAttacks(t *testing.T) {
 		{"portforward lower", "GET", "/api/v1/nodes/node-a/proxy/portforward/default/pod"},
 		{"run", "POST", "/api/v1/nodes/node-a/proxy/run/default/pod/c"},
 		{"run GET", "GET", "/api/v1/nodes/node-a/proxy/run/default/pod/c"},
-		{"containerLogs", "GET", "/api/v1/nodes/node-a/proxy/containerLogs/default/pod/c"},
 		{"logs", "GET", "/api/v1/nodes/node-a/proxy/logs/"},
 		{"logs file", "GET", "/api/v1/nodes/node-a/proxy/logs/syslog"},
 		{"configz", "GET", "/api/v1/nodes/node-a/proxy/configz"},
@@ -177,7 +176,7 @@ func TestAllowRefusesAttacks(t *testing.T) {
 
 func TestErrorsSayWhatIsServed(t *testing.T) {
 	_, err := Allow("GET", "/api/v1/nodes/node-a/proxy/exec/x")
-	if err == nil || !strings.Contains(err.Error(), "only stats/summary and pods") {
+	if err == nil || !strings.Contains(err.Error(), "only stats/summary, pods and containerLogs/<namespace>/<pod>/<container> are served") {
 		t.Errorf("error %v should name what is served", err)
 	}
 	_, err = Allow("GET", "/x/"+strings.Repeat("y", 10000))
@@ -188,7 +187,13 @@ func TestErrorsSayWhatIsServed(t *testing.T) {
 
 // allowedUpstream is the whole set of paths the proxy may ever request,
 // written independently of the implementation.
-var allowedUpstream = regexp.MustCompile(`^/api/v1/nodes/[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/proxy/(stats/summary|pods)$`)
+var allowedUpstream = regexp.MustCompile(`^/api/v1/nodes/` + subdomain + `/proxy/(stats/summary|pods|containerLogs/` + label + `/` + subdomain + `/` + label + `(\?` + logOption + `(&` + logOption + `)*)?)$`)
+
+const (
+	label     = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+	subdomain = label + `(\.` + label + `)*`
+	logOption = `((follow|timestamps|previous)=(true|false)|tailLines=(0|[1-9][0-9]*)|limitBytes=[1-9][0-9]*|sinceTime=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z)`
+)
 
 // FuzzAllow asserts that whatever arrives, nothing outside the allowed set is
 // ever forwarded, and that what is forwarded is what was asked for.
@@ -201,6 +206,12 @@ func FuzzAllow(f *testing.F) {
 		"/api/v1/nodes/node-a%2Fproxy/proxy/stats/summary",
 		"/api/v1/nodes/a..b/proxy/pods",
 		"/api/v1/nodes/node-a/proxy/stats/summary?x#y",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod/c",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod/c?follow=true&timestamps=true&sinceTime=2026-01-02T03:04:05.123456789Z",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod/c?tailLines=10&limitBytes=4096&previous=false",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod/c?follow=true&follow=false",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod/c/../../../exec/ns/pod/c",
+		"/api/v1/nodes/node-a/proxy/containerLogs/ns/pod%2Fc/x",
 	} {
 		f.Add("GET", seed)
 	}
@@ -217,7 +228,7 @@ func FuzzAllow(f *testing.F) {
 			t.Fatalf("method %q forwarded", method)
 		}
 		up := target.UpstreamPath()
-		if !allowedUpstream.MatchString(up) || len(target.Node) > 253 {
+		if !allowedUpstream.MatchString(up) || len(target.Node) > 253 || len(target.Pod) > 253 || len(target.Namespace) > 63 || len(target.Container) > 63 {
 			t.Fatalf("forwarded %q (from %q), outside the allowed set", up, uri)
 		}
 		if up != uri {
@@ -225,9 +236,36 @@ func FuzzAllow(f *testing.F) {
 		}
 		// The URL the forwarder builds from it must parse back to the same
 		// path with no query, fragment or escaping.
+		path, query, _ := strings.Cut(up, "?")
 		u, perr := url.Parse("https://10.0.0.1:443" + up)
-		if perr != nil || u.Path != up || u.RawPath != "" || u.RawQuery != "" || u.Fragment != "" || u.EscapedPath() != up {
+		if perr != nil || u.Path != path || u.RawPath != "" || u.RawQuery != query || u.Fragment != "" || u.EscapedPath() != path {
 			t.Fatalf("upstream URL for %q re-parses as %+v (err %v)", up, u, perr)
 		}
+		if target.Resource != ContainerLogs && query != "" {
+			t.Fatalf("query %q forwarded on %s", query, target.Resource)
+		}
+		if query != "" {
+			// The kubelet's decoder must read each key once, with the
+			// value that was validated.
+			vals, verr := url.ParseQuery(query)
+			if verr != nil {
+				t.Fatalf("forwarded query %q does not parse: %v", query, verr)
+			}
+			for k, v := range vals {
+				if len(v) != 1 || k+"="+v[0] != pairOf(query, k) {
+					t.Fatalf("forwarded query %q decodes %s to %q", query, k, v)
+				}
+			}
+		}
 	})
+}
+
+// pairOf is the raw key=value pair of key in query.
+func pairOf(query, key string) string {
+	for _, p := range strings.Split(query, "&") {
+		if strings.HasPrefix(p, key+"=") {
+			return p
+		}
+	}
+	return ""
 }

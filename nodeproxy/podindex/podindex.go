@@ -7,6 +7,7 @@ package podindex
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,6 +20,12 @@ import (
 )
 
 const byNode = "node"
+
+// containersKey is an annotation that exists only in the index's stripped
+// copies: the pod's regular and init container names, comma-separated
+// (container names are DNS labels, without commas). One short string costs a
+// fraction of keeping the container specs (about 400 bytes each).
+const containersKey = "nodeproxy.fargate-otel.io/containers"
 
 // Index answers pod look-ups from a watch, with a GET for pods the watch has
 // not delivered yet.
@@ -88,7 +95,10 @@ func (i *Index) Get(ctx context.Context, namespace, name string) (*callerauth.Po
 	if err != nil {
 		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
 	}
-	return toPod(p), nil
+	// Stripped as the watch strips it: the pod's own annotations never
+	// reach toPod.
+	stripped, _ := strip(p)
+	return toPod(stripped.(*corev1.Pod)), nil
 }
 
 // OthersOnNode reports whether pods other than uid are bound to node.
@@ -124,7 +134,30 @@ func toPod(p *corev1.Pod) *callerauth.Pod {
 		NodeName:       p.Spec.NodeName,
 		ServiceAccount: serviceAccount(p),
 		Finished:       p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed,
+		Containers:     containerNames(p),
 	}
+}
+
+// containerNames reads the names a stripped pod carries.
+func containerNames(p *corev1.Pod) []string {
+	if v := p.Annotations[containersKey]; v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
+// specContainerNames are a whole pod's regular, then init container names.
+// Ephemeral (debug) containers are not among them: their logs are not the
+// pod's own output.
+func specContainerNames(p *corev1.Pod) string {
+	names := make([]string, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers))
+	for _, c := range p.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	for _, c := range p.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ",")
 }
 
 func serviceAccount(p *corev1.Pod) string {
@@ -135,7 +168,8 @@ func serviceAccount(p *corev1.Pod) string {
 }
 
 // strip keeps only what the proxy checks; everything else in a pod (specs,
-// env, statuses) would be memory spent on nothing.
+// env, statuses, its own labels and annotations) would be memory spent on
+// nothing. The container names go into the one annotation containersKey.
 func strip(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -147,6 +181,7 @@ func strip(obj any) (any, error) {
 			Namespace:       p.Namespace,
 			UID:             p.UID,
 			ResourceVersion: p.ResourceVersion,
+			Annotations:     map[string]string{containersKey: specContainerNames(p)},
 		},
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, ServiceAccountName: p.Spec.ServiceAccountName},
 		Status: corev1.PodStatus{Phase: p.Status.Phase},

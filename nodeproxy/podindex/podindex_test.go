@@ -2,6 +2,7 @@ package podindex
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,40 @@ func TestFinishedAndDefaultServiceAccount(t *testing.T) {
 	}
 	if idx.Len() != 1 {
 		t.Fatalf("Len = %d", idx.Len())
+	}
+}
+
+// TestContainerNames: the index knows each pod's regular and init containers
+// (the containers whose logs it may read), not its ephemeral ones, and a
+// pod's own annotations cannot add to them, from the watch or from a GET.
+func TestContainerNames(t *testing.T) {
+	p := pod("ns", "web", "w", "node-w")
+	p.Annotations = map[string]string{containersKey: "kube-apiserver,etcd"}
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "otel-collector"})
+	p.Spec.InitContainers = []corev1.Container{{Name: "fargate-otel-init"}}
+	p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger"}}}
+	want := "app,otel-collector,fargate-otel-init"
+	static, err := NewStatic([]corev1.Pod{*p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaGet, err := New(fake.NewClientset(p)) // not started: answers by GET
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, idx := range map[string]*Index{"watch": static, "get": viaGet} {
+		got, err := idx.Get(context.Background(), "ns", "web")
+		if err != nil || got == nil {
+			t.Fatalf("%s: Get = %v, %v", name, got, err)
+		}
+		if s := strings.Join(got.Containers, ","); s != want {
+			t.Errorf("%s: containers %q, want %q", name, s, want)
+		}
+	}
+	empty := pod("ns", "bare", "b", "node-b")
+	empty.Spec.Containers = nil
+	idx, _ := NewStatic([]corev1.Pod{*empty})
+	if got, _ := idx.Get(context.Background(), "ns", "bare"); got == nil || len(got.Containers) != 0 {
+		t.Fatalf("pod without containers: %+v", got)
 	}
 }

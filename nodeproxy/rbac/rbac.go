@@ -51,7 +51,9 @@ var (
 
 // ProxyRules are the proxy's permissions: verify callers' tokens, know which
 // pod runs where, and read kubelets through the API server (the path filter
-// limits that to the stats summary and the pod list).
+// and the handler limit that to the stats summary, the pod list and the
+// caller's own containers' logs). No pods/log: the logs come through
+// nodes/proxy, for the caller's own pod only.
 func ProxyRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
