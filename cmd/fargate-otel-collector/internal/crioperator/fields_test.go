@@ -88,13 +88,13 @@ func TestParsePath(t *testing.T) {
 		path string
 		want podMeta
 	}{
-		{appLog, podMeta{true, "shop", "web-0", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e", "app", "0"}},
-		{podDir + "/app/12.log.20261203-150405", podMeta{true, "shop", "web-0", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e", "app", "12"}},
-		{`C:\pods\ns_pod_0a-1\c\3.log`, podMeta{true, "ns", "pod", "0a-1", "c", "3"}},
+		{appLog, meta("shop", "web-0", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e", "app", "0")},
+		{podDir + "/app/12.log.20261203-150405", meta("shop", "web-0", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e", "app", "12")},
+		{`C:\pods\ns_pod_0a-1\c\3.log`, meta("ns", "pod", "0a-1", "c", "3")},
 		// As upstream's expression: the container may hold separators, the
 		// namespace starts after the last separator that leaves it non-empty.
-		{"/a/b_c/ns_pod_abc/x/y/0.log", podMeta{true, "ns", "pod", "abc", "x/y", "0"}},
-		{"/x/ns/_pod_0a/c/0.log", podMeta{true, "ns/", "pod", "0a", "c", "0"}},
+		{"/a/b_c/ns_pod_abc/x/y/0.log", meta("ns", "pod", "abc", "x/y", "0")},
+		{"/x/ns/_pod_0a/c/0.log", meta("ns/", "pod", "0a", "c", "0")},
 		{"/var/log/app.log", podMeta{}},
 		{podDir + "/app/0.log.gz", podMeta{}},
 		{podDir + "/app.v2/0.log", podMeta{}},
@@ -105,6 +105,10 @@ func TestParsePath(t *testing.T) {
 			t.Errorf("parsePath(%q) = %+v, want %+v", c.path, got, c.want)
 		}
 	}
+}
+
+func meta(namespace, pod, uid, container, restart string) podMeta {
+	return podMeta{ok: true, namespace: namespace, pod: pod, uid: uid, container: container, restartCount: restart}
 }
 
 func TestPathCacheIsBounded(t *testing.T) {

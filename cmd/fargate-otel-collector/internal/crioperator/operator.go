@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,9 +43,9 @@ type source struct{ path, stream string }
 
 // partial is a line whose F has not come yet.
 type partial struct {
-	base  *entry.Entry // the first piece: its time and attributes are the line's
-	text  []byte
-	first time.Time // the first piece's observed time, for the force flush
+	base  *entry.Entry    // the first piece: its time and attributes are the line's
+	text  strings.Builder // the texts so far; String() does not copy them
+	first time.Time       // the first piece's observed time, for the force flush
 }
 
 // Operator is the container_cri operator.
@@ -60,7 +61,6 @@ type Operator struct {
 	mu      sync.Mutex
 	paths   *pathCache
 	pending map[source]*partial
-	spare   [][]byte // text buffers of flushed partials, for reuse
 
 	// writing is held from taking records out of the state until they are
 	// written, so that records leave in the order they were made, whether
@@ -258,11 +258,11 @@ func (o *Operator) parse(e *entry.Entry) (src source, last bool, err error) {
 	if e.Resource == nil {
 		e.Resource = make(map[string]any, 5)
 	}
-	e.Resource[resNamespace] = meta.namespace
-	e.Resource[resPod] = meta.pod
-	e.Resource[resUID] = meta.uid
-	e.Resource[resContainer] = meta.container
-	e.Resource[resRestart] = meta.restartCount
+	e.Resource[resNamespace] = meta.boxed[0]
+	e.Resource[resPod] = meta.boxed[1]
+	e.Resource[resUID] = meta.boxed[2]
+	e.Resource[resContainer] = meta.boxed[3]
+	e.Resource[resRestart] = meta.boxed[4]
 	src.path = path
 	return src, last, nil
 }
@@ -298,13 +298,14 @@ func (o *Operator) join(e *entry.Entry, src source, last bool, out []*entry.Entr
 		if last || (o.maxLogSize > 0 && len(text) > o.maxLogSize) {
 			return append(out, e)
 		}
-		p = &partial{base: e, first: e.ObservedTimestamp, text: o.buffer()}
-		p.text = append(p.text, text...)
+		p = &partial{base: e, first: e.ObservedTimestamp}
+		p.text.Grow(2 * len(text))
+		p.text.WriteString(text)
 		o.pending[src] = p
 		return out
 	}
-	p.text = append(p.text, text...)
-	if last || (o.maxLogSize > 0 && len(p.text) > o.maxLogSize) {
+	p.text.WriteString(text)
+	if last || (o.maxLogSize > 0 && p.text.Len() > o.maxLogSize) {
 		out = append(out, o.finish(src, p))
 	}
 	return out
@@ -312,21 +313,9 @@ func (o *Operator) join(e *entry.Entry, src source, last bool, out []*entry.Entr
 
 // finish makes the joined record of p and forgets p.
 func (o *Operator) finish(src source, p *partial) *entry.Entry {
-	p.base.Body = string(p.text)
+	p.base.Body = p.text.String()
 	delete(o.pending, src)
-	if cap(p.text) <= 64<<10 && len(o.spare) < 16 {
-		o.spare = append(o.spare, p.text[:0])
-	}
 	return p.base
-}
-
-func (o *Operator) buffer() []byte {
-	if n := len(o.spare); n > 0 {
-		b := o.spare[n-1]
-		o.spare = o.spare[:n-1]
-		return b
-	}
-	return nil
 }
 
 // takeAll appends every pending line to out, oldest first.

@@ -7,6 +7,9 @@ import "strings"
 type podMeta struct {
 	ok                                           bool
 	namespace, pod, uid, container, restartCount string
+	// The same as values for a resource map, boxed once per path rather
+	// than once per line (storing a string in an `any` allocates).
+	boxed [5]any
 }
 
 // parsePath reads `…/<namespace>_<pod>_<uid>/<container>/<restart>.log`,
@@ -120,6 +123,7 @@ func (c *pathCache) lookup(p string) podMeta {
 	m, ok := c.byPath[p]
 	if !ok {
 		m = parsePath(p)
+		m.boxed = [5]any{m.namespace, m.pod, m.uid, m.container, m.restartCount}
 		if len(c.byPath) >= c.max {
 			clear(c.byPath)
 		}
