@@ -182,9 +182,11 @@ func fileLog(cfg Config) map[string]any {
 		"include":   strs(cfg.LogInclude),
 		"start_at":  "beginning",
 		"storage":   StorageExtensionID,
-		"operators": []any{map[string]any{"type": "container", "id": "container-parser", "format": "containerd"}},
-		// The container parser recombines P/F pieces keyed on the path, and
-		// derives k8s.* attributes from it.
+		"operators": []any{map[string]any{"type": "container_cri", "id": "container-parser"}},
+		// container_cri is the distribution's CRI parser: the records of
+		// the upstream container operator (format containerd), P/F pieces
+		// joined by path and stream, k8s.* attributes from the path, at a
+		// fraction of its CPU (cmd/fargate-otel-collector/internal/crioperator).
 		"include_file_path": true,
 		"include_file_name": false,
 		// Joined P pieces keep the spaces at their seams.

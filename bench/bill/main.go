@@ -4,7 +4,13 @@
 // to an OTLP sink in this process, for 100-byte and 1,000-byte lines,
 // beside coreutils tee writing the same lines to a file in the same run
 // (make bench-bill, part of make bench). Goal: at most 3 CPU-seconds per
-// million 100-byte lines.
+// million 100-byte lines. The lines look like an app's (-text log: levels,
+// paths, numbers, random ids), since the exporter's compression costs what
+// the text makes it cost; -text pad is the x's of the first measurements.
+// Flags change the collector's config to measure what a setting costs
+// (-compression, -queue, -batch, -poll-interval, -drop-processors, -gogc,
+// -operator container for the upstream operator); the table of codecs
+// that follows measures the exporter's compression on its own.
 //
 // The app is this program (a generator); its own CPU is left out of both
 // figures: the wrapper's rusage, which includes its reaped child, less what
@@ -18,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -51,14 +58,24 @@ func main() {
 	rate100 := flag.Int("rate-100", 20_000, "lines/s of 100 bytes (below the exactly-once rate of make bench-collector)")
 	lines1000 := flag.Int("lines-1000", 150_000, "1,000-byte lines to send")
 	rate1000 := flag.Int("rate-1000", 5_000, "lines/s of 1,000 bytes")
+	flag.StringVar(&textMode, "text", textMode, "what lines hold: pad (a sequence number and x's) or log (lines like an app's: levels, paths, ids, numbers)")
+	var v variant
+	v.flags()
+	codecsOnly := flag.Bool("codecs-only", false, "only measure the exporter's codecs on requests like file_log's")
 	flag.Parse()
-	if err := run([]size{{100, *lines100, *rate100}, {1000, *lines1000, *rate1000}}); err != nil {
+	if *codecsOnly {
+		printCodecs(textMode)
+		return
+	}
+	if err := run([]size{{100, *lines100, *rate100}, {1000, *lines1000, *rate1000}}, v); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-bill:", err)
 		os.Exit(1)
 	}
+	fmt.Println()
+	printCodecs(textMode)
 }
 
-func run(sizes []size) error {
+func run(sizes []size, v variant) error {
 	tee, err := teeBinary()
 	if err != nil {
 		return err
@@ -67,9 +84,13 @@ func run(sizes []size) error {
 		return err
 	}
 	fmt.Println("CPU-seconds (user+sys) per million log lines: the wrapper and the sidecar collector (exporting to a local OTLP sink) vs coreutils tee writing the same lines to a file")
-	fmt.Printf("%-11s %-8s %-10s %-10s %-10s %-10s %-9s %s\n", "line size", "lines", "wrapper", "collector", "together", "tee", "ratio", "arrived")
+	fmt.Println("collector:", v, "- lines:", textMode)
+	fmt.Printf("%-11s %-8s %-10s %-10s %-10s %-10s %-9s %-12s %s\n", "line size", "lines", "wrapper", "collector", "together", "tee", "ratio", "wire B/line", "arrived")
 	for _, s := range sizes {
-		ours, err := measurePipeline(tee, s)
+		if s.lines == 0 {
+			continue
+		}
+		ours, err := measurePipeline(tee, s, v)
 		if err != nil {
 			return fmt.Errorf("%d-byte lines: %w", s.bytes, err)
 		}
@@ -79,9 +100,9 @@ func run(sizes []size) error {
 		}
 		per := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(s.lines) }
 		together := per(ours.wrapper + ours.collector)
-		fmt.Printf("%-11s %-8d %-10.2f %-10.2f %-10.2f %-10.2f %-9s %d of %d at %d lines/s\n",
+		fmt.Printf("%-11s %-8d %-10.2f %-10.2f %-10.2f %-10.2f %-9s %-12.1f %d of %d at %d lines/s\n",
 			fmt.Sprintf("%d B", s.bytes), s.lines, per(ours.wrapper), per(ours.collector), together, per(ref),
-			fmt.Sprintf("%.1fx", together/max(per(ref), 1e-9)), ours.arrived, s.lines, s.rate)
+			fmt.Sprintf("%.1fx", together/max(per(ref), 1e-9)), float64(ours.wire)/float64(s.lines), ours.arrived, s.lines, s.rate)
 		if s.bytes == 100 {
 			verdict := "met"
 			if together > goalPerMLine {
@@ -96,12 +117,13 @@ func run(sizes []size) error {
 type pipelineCost struct {
 	wrapper, collector time.Duration
 	arrived            int
+	wire               int64 // bytes the exporter sent
 }
 
 // measurePipeline runs the generator wrapped by fargate-otel-tee, its CRI
 // files read by a fresh sidecar collector that exports to a sink here, and
 // returns each process's CPU from the first line until the last arrived.
-func measurePipeline(tee string, s size) (pipelineCost, error) {
+func measurePipeline(tee string, s size, v variant) (pipelineCost, error) {
 	dir, err := os.MkdirTemp("", "bench-bill-")
 	if err != nil {
 		return pipelineCost{}, err
@@ -116,13 +138,22 @@ func measurePipeline(tee string, s size) (pipelineCost, error) {
 		return pipelineCost{}, err
 	}
 	defer sink.Close()
+	proxy, err := startProxy(sink.Addr())
+	if err != nil {
+		return pipelineCost{}, err
+	}
+	defer proxy.Close()
 
 	// The product's config for a pod (memory limit and GOMEMLIMIT as the
 	// injector sets them), with kubelet stats off: this is the bill of logs.
 	cfg := sidecarconfig.Default()
 	cfg.MemoryLimitMiB = 256
 	cfg.Signals = []sidecarconfig.Signal{sidecarconfig.Logs}
-	cfg.Exporters = []sidecarconfig.Exporter{sidecarconfig.GatewayExporter(sink.Addr())}
+	gateway := sidecarconfig.GatewayExporter(proxy.Addr())
+	if err := v.exporter(&gateway); err != nil {
+		return pipelineCost{}, err
+	}
+	cfg.Exporters = []sidecarconfig.Exporter{gateway}
 	cfg.LogInclude = []string{pods + "/*/*/*.log", pods + "/*/*/*.log.*"}
 	cfg.LogExclude = []string{pods + "/*/*/*.gz", pods + "/.*/**"}
 	cfg.StorageDir = filepath.Join(pods, ".fargate-otel-state")
@@ -132,9 +163,12 @@ func measurePipeline(tee string, s size) (pipelineCost, error) {
 	if err != nil {
 		return pipelineCost{}, err
 	}
+	if config, err = v.edit(config); err != nil {
+		return pipelineCost{}, err
+	}
 	const ns, pod, uid = "shop", "web-0", "0f3c9a52-6a1e-4f37-9d0e-2b1f3a4c5d6e"
 	collector, err := collectortest.StartProcess(collectortest.Options{Config: config,
-		Env: append(collectortest.PodEnv("node-1", ns, pod, uid), "GOMEMLIMIT=204MiB")}, dir)
+		Env: append(append(collectortest.PodEnv("node-1", ns, pod, uid), "GOMEMLIMIT=204MiB"), v.env()...)}, dir)
 	if err != nil {
 		return pipelineCost{}, err
 	}
@@ -173,7 +207,7 @@ func measurePipeline(tee string, s size) (pipelineCost, error) {
 	if err != nil {
 		return pipelineCost{}, err
 	}
-	return pipelineCost{wrapper: wrapperAndApp - app, collector: after - before, arrived: sink.LogCount()}, nil
+	return pipelineCost{wrapper: wrapperAndApp - app, collector: after - before, arrived: sink.LogCount(), wire: proxy.Sent()}, nil
 }
 
 // measureTee is the shell's `app | tee FILE`: the same generator into
@@ -210,8 +244,11 @@ func measureTee(s size) (time.Duration, error) {
 	return rusageCPU(tee.ProcessState), nil
 }
 
+// textMode is -text: what the generated lines hold.
+var textMode = "log"
+
 func genArgs(s size) string {
-	return fmt.Sprintf("GEN_SPEC=%d,%d,%d", s.bytes, s.lines, s.rate)
+	return fmt.Sprintf("GEN_SPEC=%d,%d,%d,%s", s.bytes, s.lines, s.rate, textMode)
 }
 
 // generate is the app: lines of the given size (newline included),
@@ -219,7 +256,12 @@ func genArgs(s size) string {
 // its own CPU time where the bench asked.
 func generate() int {
 	var bytes, lines, rate int
-	if _, err := fmt.Sscanf(os.Getenv("GEN_SPEC"), "%d,%d,%d", &bytes, &lines, &rate); err != nil {
+	spec := strings.SplitN(os.Getenv("GEN_SPEC"), ",", 4)
+	if len(spec) != 4 {
+		fmt.Fprintln(os.Stderr, "generator: GEN_SPEC is not bytes,lines,rate,text")
+		return 2
+	}
+	if _, err := fmt.Sscanf(strings.Join(spec[:3], ","), "%d,%d,%d", &bytes, &lines, &rate); err != nil {
 		fmt.Fprintln(os.Stderr, "generator: GEN_SPEC:", err)
 		return 2
 	}
@@ -228,6 +270,7 @@ func generate() int {
 	pad := strings.Repeat("x", max(bytes-1-len("seq=00000000 "), 0))
 	start := time.Now()
 	buf := make([]byte, 0, bytes+16)
+	rng := rand.New(rand.NewPCG(7, 11))
 	for i := 0; i < lines; {
 		due := min(lines, int(time.Since(start).Seconds()*float64(rate))+1)
 		for ; i < due; i++ {
@@ -235,7 +278,11 @@ func generate() int {
 			if i%2 == 1 {
 				w = errw
 			}
-			buf = fmt.Appendf(buf[:0], "seq=%08d %s\n", i, pad)
+			if spec[3] == "log" {
+				buf = appLine(buf[:0], i, bytes, rng)
+			} else {
+				buf = fmt.Appendf(buf[:0], "seq=%08d %s\n", i, pad)
+			}
 			_, _ = w.Write(buf)
 		}
 		_ = out.Flush()
