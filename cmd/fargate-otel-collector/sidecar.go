@@ -240,7 +240,7 @@ func advice(err error) string {
 	case strings.Contains(msg, "failed to get config"), strings.Contains(msg, "invalid configuration"):
 		return "The configuration is invalid. When the pod names an exporters ConfigMap (annotation fargate-otel.io/exporters), " +
 			"fix the exporter's settings there and recreate the pod; " +
-			"`fargate-otel-collector validate --config=env:FARGATE_OTEL_CONFIG` in the sidecar shows the error without starting anything."
+			"`fargate-otel-collector validate --config=fargate:env:FARGATE_OTEL_SETTINGS` in the sidecar shows the error without starting anything."
 	case strings.Contains(msg, "permission denied"):
 		return "The collector (uid 65532) may not read or write a file it needs: the logs volume and its .fargate-otel-state folder " +
 			"must stay writable by it; check the pod's fsGroup and any init container that changes their permissions."
