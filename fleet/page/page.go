@@ -35,13 +35,13 @@ type Row struct {
 }
 
 type data struct {
-	Fleet                              api.Fleet
-	Rows                               []Row
-	Filter                             api.Filter
-	Total, Unhealthy, Stale, Dropping  int
-	Connected                          int
-	Namespaces                         []string
-	Generated                          string
+	Fleet                             api.Fleet
+	Rows                              []Row
+	Filter                            api.Filter
+	Total, Unhealthy, Stale, Dropping int
+	Connected                         int
+	Namespaces                        []string
+	Generated                         string
 }
 
 // Render writes the page for view, with filter f preset in its controls.

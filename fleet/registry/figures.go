@@ -11,11 +11,11 @@ import (
 // FiguresReport is the data of a figures CustomMessage
 // (docs/fleet-protocol.md): totals since the sidecar started.
 type FiguresReport struct {
-	Time           string           `json:"time"`
-	LinesRead      map[string]int64 `json:"linesRead"`
-	WrapperDropped map[string]int64 `json:"wrapperDropped"`
-	QueueBytes     int64            `json:"queueBytes"`
-	ExportFailures map[string]int64 `json:"exportFailures"`
+	Time           string            `json:"time"`
+	LinesRead      map[string]int64  `json:"linesRead"`
+	WrapperDropped map[string]int64  `json:"wrapperDropped"`
+	QueueBytes     int64             `json:"queueBytes"`
+	ExportFailures map[string]int64  `json:"exportFailures"`
 	LastExport     map[string]string `json:"lastExport"`
 }
 

@@ -37,12 +37,12 @@ type conn struct {
 	srcKey     *sources.Key
 	srcData    string
 
-	mu      sync.Mutex
+	mu        sync.Mutex
 	source    desired.Source
 	sourceErr string
 	desired   desired.Desired
-	sent    []byte // hash of the settings last sent on this connection
-	closed  bool
+	sent      []byte // hash of the settings last sent on this connection
+	closed    bool
 }
 
 func (c *conn) onConnected(_ context.Context, oc types.Connection) {
