@@ -43,15 +43,15 @@ type AgentOptions struct {
 	// Token returns the bearer token for each (re)connect; nil sends none.
 	Token func() string
 	// UID is the instance_uid (the pod's uid).
-	UID                                string
-	Namespace, Pod, Node               string
-	Version, InjectorVersion           string
-	ExportersSource                    string
-	BootstrapHash, ConfigHash          string
-	Healthy                            bool
-	LastError                          string
-	EffectiveConfig                    string
-	Heartbeat                          time.Duration
+	UID                       string
+	Namespace, Pod, Node      string
+	Version, InjectorVersion  string
+	ExportersSource           string
+	BootstrapHash, ConfigHash string
+	Healthy                   bool
+	LastError                 string
+	EffectiveConfig           string
+	Heartbeat                 time.Duration
 	// Apply decides the fate of received live settings (default: they
 	// must parse as sidecarconfig.Overrides and apply to the defaults).
 	Apply func(body []byte) error
@@ -106,6 +106,9 @@ func Start(ctx context.Context, o AgentOptions) (*Agent, error) {
 	if err := c.SetAgentDescription(a.description()); err != nil {
 		return nil, err
 	}
+	if err := c.SetHealth(a.health()); err != nil {
+		return nil, err
+	}
 	caps := protobufs.AgentCapabilities_AgentCapabilities_ReportsStatus |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsEffectiveConfig |
 		protobufs.AgentCapabilities_AgentCapabilities_AcceptsRemoteConfig |
@@ -113,9 +116,6 @@ func Start(ctx context.Context, o AgentOptions) (*Agent, error) {
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat
 	if err := c.SetCapabilities(&caps); err != nil {
-		return nil, err
-	}
-	if err := c.SetHealth(a.health()); err != nil {
 		return nil, err
 	}
 	if err := c.SetCustomCapabilities(&protobufs.CustomCapabilities{Capabilities: []string{FiguresCapability}}); err != nil {

@@ -102,6 +102,14 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 	resp := &protobufs.ServerToAgent{InstanceUid: c.uidBytes}
 	reply := false
 	if !c.identified {
+		if msg.GetAgentDescription() == nil {
+			// A reconnect (to this replica or another) starts with whatever
+			// changed: the agent is listed, and sent settings, only once
+			// it has said who it is and that checked against its token.
+			c.lastSeq = msg.GetSequenceNum()
+			resp.Flags |= uint64(protobufs.ServerToAgentFlags_ServerToAgentFlags_ReportFullState)
+			return resp
+		}
 		c.identified = true
 		reply = true // the first answer carries the server's capabilities
 		id := registry.Identity{UID: c.uid, Namespace: c.caller.Namespace, Pod: c.caller.PodName, ServiceAccount: c.caller.ServiceAccount}
