@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fargate-otel/fargate-otel/injector/annotations"
-	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 	"github.com/fargate-otel/fargate-otel/internal/version"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // Config is everything the injector needs besides the pod: the server's
