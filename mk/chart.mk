@@ -8,7 +8,7 @@ CHART_DIR := $(ROOT)/manifests/charts/fargate-otel
 VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART_DIR)/Chart.yaml)
 IMAGE_REGISTRY ?= ghcr.io/fargate-otel
 IMAGES_DIR := $(CACHE)/images
-IMAGE_BINARIES := fargate-otel-injector fargate-otel-nodeproxy fargate-otel-tee fargate-otel-collector
+IMAGE_BINARIES := fargate-otel-injector fargate-otel-nodeproxy fargate-otel-fleet fargate-otel-tee fargate-otel-collector
 
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS_BIN)/helm
@@ -31,7 +31,7 @@ $(TOOLS_BIN)/helm-$(HELM_VERSION):
 # Dockerfile), as docker-archive tarballs for `ctr -n k8s.io images import`
 # or `docker load`, tagged as the chart's defaults.
 .PHONY: images
-images: $(addprefix $(BIN)/,$(filter-out fargate-otel-collector,$(IMAGE_BINARIES))) collector ## images of the four in-cluster binaries into .cache/images/<binary>.tar (no Docker), tagged ghcr.io/fargate-otel/<binary>:<version>
+images: $(addprefix $(BIN)/,$(filter-out fargate-otel-collector,$(IMAGE_BINARIES))) collector ## images of the in-cluster binaries into .cache/images/<binary>.tar (no Docker), tagged ghcr.io/fargate-otel/<binary>:<version>
 	$(call apt-ensure,ca-certificates)
 	$(GO) run ./internal/tools/mkimages -bin $(BIN) -out $(IMAGES_DIR) -registry $(IMAGE_REGISTRY) -tag $(VERSION)
 
