@@ -25,5 +25,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newInjectCommand())
 	root.AddCommand(newRenderCommand())
 	root.AddCommand(newDoctorCommand())
+	root.AddCommand(newFleetCommand())
 	return root
 }
