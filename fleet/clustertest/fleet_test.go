@@ -26,6 +26,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/fleet/fleettest"
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
 	"github.com/fargate-otel/fargate-otel/fleet/server"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/doctor"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
@@ -41,6 +42,7 @@ func TestFleet(t *testing.T) {
 	t.Run("namespace ConfigMap is live and only the pod's own", func(t *testing.T) { testNamespaceConfigMap(t, e, r) })
 	t.Run("cluster live settings change", func(t *testing.T) { testLiveChange(t, e, r) })
 	t.Run("no secret in the view", func(t *testing.T) { testNoSecret(t, e, r) })
+	t.Run("doctor's stale-sidecar check", func(t *testing.T) { testDoctor(t, e, r) })
 	t.Run("replicas merge", func(t *testing.T) { testReplicasMerge(t, e, r) })
 }
 
@@ -489,4 +491,38 @@ func (r *replica) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+func testDoctor(t *testing.T, e *env, r *replica) {
+	var pods []*corev1.Pod
+	for i := range 3 {
+		p := e.pod("doc", fmt.Sprintf("api-%d", i), "api")
+		// What the injector adds, and what a kubelet would report.
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "otel-collector", Image: "example.invalid/c:1",
+			Env: []corev1.EnvVar{{Name: "FARGATE_OTEL_FLEET_ENDPOINT", Value: "wss://fargate-otel-fleet.fargate-otel.svc:4320/v1/opamp"}}})
+		_ = e.kube.CoreV1().Pods("doc").Delete(e.ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
+		p.ResourceVersion, p.UID = "", ""
+		p, err := e.kube.CoreV1().Pods("doc").Create(e.ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Status.Phase = corev1.PodRunning
+		if p, err = e.kube.CoreV1().Pods("doc").UpdateStatus(e.ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, p)
+	}
+	e.agentFor(r, pods[0], e.token(pods[0], server.Audience), nil)
+	e.agentFor(r, pods[1], e.token(pods[1], server.Audience), func(o *fleettest.AgentOptions) { o.Version = "0.0.9" })
+	for _, p := range pods[:2] {
+		waitAgent(t, r, string(p.UID), "agent listed", func(api.Agent) error { return nil })
+	}
+	rep, err := doctor.Run(e.ctx, e.cp.Config, doctor.Options{Namespace: "doc", FleetURL: r.client.BaseURL, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := rep.Find(doctor.CheckFleet)
+	if !ok || c.Status != doctor.Warn || !strings.Contains(c.Detail, "not connected: api-2") || !strings.Contains(c.Detail, "stale: api-1 (version)") {
+		t.Errorf("doctor's fleet check: %+v", c)
+	}
 }
