@@ -43,6 +43,7 @@ func TestFleet(t *testing.T) {
 	t.Run("cluster live settings change", func(t *testing.T) { testLiveChange(t, e, r) })
 	t.Run("no secret in the view", func(t *testing.T) { testNoSecret(t, e, r) })
 	t.Run("doctor's stale-sidecar check", func(t *testing.T) { testDoctor(t, e, r) })
+	t.Run("page in a real Chromium", func(t *testing.T) { testPage(t, r) })
 	t.Run("replicas merge", func(t *testing.T) { testReplicasMerge(t, e, r) })
 }
 
