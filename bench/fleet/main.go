@@ -153,7 +153,7 @@ func startServer(dir, addr string) (*serverProc, error) {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("the server did not start: %q %v", line, err)
+		return nil, fmt.Errorf("the server did not start: %q: %w", line, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	return &serverProc{cmd: cmd, stdin: stdin}, nil

@@ -78,7 +78,9 @@ func (o *fleetOptions) run(cmd *cobra.Command) error {
 		if q != "" {
 			q = "?" + q
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "The fleet page: %s/%s\nPress Ctrl-C to stop.\n", client.BaseURL, q)
+		if _, err := fmt.Fprintf(cmd.OutOrStdout(), "The fleet page: %s/%s\nPress Ctrl-C to stop.\n", client.BaseURL, q); err != nil {
+			return err
+		}
 		sig, sigStop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer sigStop()
 		<-sig.Done()
@@ -91,7 +93,7 @@ func (o *fleetOptions) run(cmd *cobra.Command) error {
 	if f.Partial() {
 		for _, r := range f.Replicas {
 			if r.Error != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: fleet server replica %s could not be read (%s): its sidecars are missing\n", r.Name, r.Error)
+				_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "warning: fleet server replica %s could not be read (%s): its sidecars are missing\n", r.Name, r.Error)
 			}
 		}
 	}
@@ -123,7 +125,7 @@ func (o *fleetOptions) connect(ctx context.Context) (api.Client, func(), error) 
 // printFleet writes the sidecars as a table, with a summary line.
 func printFleet(w io.Writer, f api.Fleet) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tPOD\tNODE\tHEALTH\tCOLLECTOR\tINJECTOR\tCONFIG\tLIVE SETTINGS\tLINES/S\tDROPS/S\tREPLICA")
+	_, _ = fmt.Fprintln(tw, "NAMESPACE\tPOD\tNODE\tHEALTH\tCOLLECTOR\tINJECTOR\tCONFIG\tLIVE SETTINGS\tLINES/S\tDROPS/S\tREPLICA")
 	unhealthy, stale, dropping := 0, 0, 0
 	for _, a := range f.Agents {
 		if a.Unhealthy() {
@@ -135,7 +137,7 @@ func printFleet(w io.Writer, f api.Fleet) error {
 		if a.Dropping() {
 			dropping++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			a.Namespace, a.Pod, dash(a.Node), health(a), dash(a.CollectorVersion), dash(a.InjectorVersion), dash(shortHash(a.ConfigHash)),
 			liveSettings(a), rate(a.Figures.LinesPerSecond), rate(a.Figures.DropsPerSecond), a.Replica)
 	}

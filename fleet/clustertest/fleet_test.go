@@ -350,7 +350,7 @@ func testLiveChange(t *testing.T, e *env, r *replica) {
 			return err
 		}
 		for _, ev := range evs.Items {
-			if ev.Regarding.Name == desired.LiveConfigMap && strings.Contains(ev.Note, `log level "loud"`) {
+			if ev.Regarding.Name == desired.LiveConfigMap && strings.Contains(ev.Note, `logLevel "loud"`) {
 				return nil
 			}
 		}

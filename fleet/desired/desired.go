@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,9 @@ func ParseLive(data map[string]string) (Live, error) {
 		l.Exporters = exps
 	}
 	l.LogLevel = strings.TrimSpace(data[KeyLogLevel])
+	if l.LogLevel != "" && !slices.Contains(sidecarconfig.LogLevels, l.LogLevel) {
+		errs = append(errs, fmt.Errorf("%s %q: use one of %s", KeyLogLevel, l.LogLevel, strings.Join(sidecarconfig.LogLevels, ", ")))
+	}
 	if v := strings.TrimSpace(data[KeyTraceSampling]); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(f >= 0 && f <= 1) {

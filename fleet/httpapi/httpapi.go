@@ -118,7 +118,7 @@ func loopbackOnly(h http.Handler) http.Handler {
 			host = hh
 		}
 		host = strings.Trim(host, "[]")
-		if ip := net.ParseIP(host); !(host == "localhost" || (ip != nil && ip.IsLoopback())) {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			http.Error(w, "the fleet page answers on localhost only (kubectl port-forward, or fargate-otel fleet --web)", http.StatusMisdirectedRequest)
 			return
 		}

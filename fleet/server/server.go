@@ -81,12 +81,11 @@ type Server struct {
 	reg     *registry.Registry
 	metrics *Metrics
 
-	mu      sync.Mutex
-	cache   map[string]desired.Desired // by namespace and source
-	conns   int
-	dirty   chan struct{}
-	pushq   chan *conn
-	started bool
+	mu    sync.Mutex
+	cache map[string]desired.Desired // by namespace and source
+	conns int
+	dirty chan struct{}
+	pushq chan *conn
 }
 
 // New returns a server; Attach gives its HTTP handler, Run its push loop.
