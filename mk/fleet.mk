@@ -12,8 +12,8 @@ chromium: ## Debian's chromium (headless, for the fleet page's test)
 
 .PHONY: test-fleet
 test-fleet: chromium k8s-bins ## the fleet's tests: unit, a real API server with real opamp-go agents, the page in headless Chromium
-	$(GO) test -count=1 ./fleet/... ./nodeproxy/doctor ./injector -run 'Fleet|Judge|.' 
-	$(GO) test -count=1 -run 'TestFleetCommand' ./cmd/fargate-otel
+	$(GO) test -count=1 ./fleet/... ./nodeproxy/doctor
+	$(GO) test -count=1 -run 'Fleet' ./cmd/fargate-otel ./injector ./injector/certs/clustertest ./manifests/charttest
 
 BENCH_TARGETS += bench-fleet
 
