@@ -53,6 +53,8 @@ type Config struct {
 	Logs LogSettings `json:"logs"`
 	// Collector sizes the collector sidecar.
 	Collector CollectorSettings `json:"collector"`
+	// Fleet connects the sidecars' agents to the fleet server (fleet.go).
+	Fleet FleetSettings `json:"fleet,omitempty"`
 	// InitResources are the resources of the fargate-otel-init container.
 	InitResources corev1.ResourceRequirements `json:"initResources"`
 	// FargateSizing is "fit" (default: the collector's requests are lowered
@@ -385,6 +387,9 @@ func (c Config) Validate() error {
 	}
 	if c.RunAsUser <= 0 {
 		bad("runAsUser %d must be a non-root uid", c.RunAsUser)
+	}
+	if err := c.Fleet.validate(); err != nil {
+		bad("%v", err)
 	}
 	for i, e := range c.Exporters {
 		if err := e.validate(); err != nil {

@@ -59,12 +59,20 @@ func goldenCases() []goldenCase {
 		{name: "crosses-step"},
 		{name: "crosses-step", cfg: func(c *Config) { c.FargateSizing = "fixed" }},
 		{name: "conflict"},
+		{name: "deployment-pod", cfg: withFleet},
+		{name: "exporters-configmap", cfg: func(c *Config) {
+			withFleet(c)
+			c.ReferencedExporters = &ReferencedExporters{
+				Ref:  annotations.ConfigMapRef{Name: "team-exporters", Key: annotations.DefaultExportersKey},
+				Data: "- id: otlp_http/vendor\n  config:\n    endpoint: https://otlp.vendor.example.com\n  signals: [traces, logs]\n",
+			}
+		}},
 		{name: "log-parsing"},
 	}
 }
 
 // variant names a case's golden file: the pod's name plus what the config changed.
-var variantNames = map[int]string{1: "direct", 2: "kubelet-off", 3: "no-native-sidecars", 5: "no-native-sidecars", 15: "scope-all", 17: "fixed"}
+var variantNames = map[int]string{1: "direct", 2: "kubelet-off", 3: "no-native-sidecars", 5: "no-native-sidecars", 15: "scope-all", 17: "fixed", 19: "fleet", 20: "fleet"}
 
 // TestMutateGolden injects each pod of testdata/mutate and compares the
 // result (pod, warnings, skip) with its golden file. The collector config
@@ -88,6 +96,10 @@ func TestMutateGolden(t *testing.T) {
 			compareGolden(t, filepath.Join("testdata", "mutate", golden+".golden.yaml"), got)
 		})
 	}
+}
+
+func withFleet(c *Config) {
+	c.Fleet.Endpoint = "wss://fargate-otel-fleet.fargate-otel.svc:4320/v1/opamp"
 }
 
 func readPod(t *testing.T, path string) *corev1.Pod {

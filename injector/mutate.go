@@ -126,6 +126,7 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 	if p.signals.Metrics {
 		ks = kubeletStatsAccess(pod, cfg, &collector)
 	}
+	fleetAccess(pod, cfg, p.opts.Exporters, &collector)
 
 	// 4. Init containers first: the installer, then (native) the collector,
 	// so that user init containers are already captured and can send OTLP.

@@ -8,7 +8,7 @@ CHART_DIR := $(ROOT)/manifests/charts/fargate-otel
 VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART_DIR)/Chart.yaml)
 IMAGE_REGISTRY ?= ghcr.io/fargate-otel
 IMAGES_DIR := $(CACHE)/images
-IMAGE_BINARIES := fargate-otel-injector fargate-otel-nodeproxy fargate-otel-tee fargate-otel-collector fargate-otel-gateway
+IMAGE_BINARIES := fargate-otel-injector fargate-otel-nodeproxy fargate-otel-tee fargate-otel-collector fargate-otel-gateway fargate-otel-fleet
 
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS_BIN)/helm

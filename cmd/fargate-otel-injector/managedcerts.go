@@ -27,6 +27,8 @@ type certOptions struct {
 	webhookConfig  string
 	proxySecret    string
 	proxyCAFile    string
+	fleetSecret    string
+	fleetService   string
 	caValidity     time.Duration
 	certValidity   time.Duration
 	interval       time.Duration
@@ -40,6 +42,8 @@ func (c *certOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.webhookService, "webhook-service", "fargate-otel-injector", "Service the API server calls the webhook through: the certificate's DNS names (--manage-certs)")
 	fs.StringVar(&c.webhookConfig, "webhook-config-name", "fargate-otel-injector", "MutatingWebhookConfiguration whose caBundle is kept in sync (--manage-certs)")
 	fs.StringVar(&c.proxySecret, "nodeproxy-secret", "fargate-otel-nodeproxy-tls", "Secret holding the node proxy's serving certificate, issued when kubelet stats mode proxy is the default or allowed (--manage-certs; empty: none)")
+	fs.StringVar(&c.fleetSecret, "fleet-secret", "", "Secret holding the fleet server's serving certificate, signed by the same CA as the node proxy's so that sidecars verify it with the published CA ConfigMap (--manage-certs; empty: none)")
+	fs.StringVar(&c.fleetService, "fleet-service", "fargate-otel-fleet", "Service the sidecars reach the fleet server through: its certificate's DNS names (--manage-certs)")
 	fs.StringVar(&c.proxyCAFile, "nodeproxy-ca-file", controllers.DefaultCAFile, "the node proxy's CA bundle, published to opted-in namespaces; with --manage-certs the injector writes it")
 	fs.DurationVar(&c.caValidity, "ca-validity", certs.DefaultCAValidity, "lifetime of a generated CA (--manage-certs)")
 	fs.DurationVar(&c.certValidity, "cert-validity", certs.DefaultCertValidity, "lifetime of a generated serving certificate; renewed when a third is left (--manage-certs)")
@@ -86,6 +90,9 @@ func setupCertRotation(mgr manager.Manager, opts *options, cfg injector.Config, 
 		conf.Leaves = append(conf.Leaves, certs.Leaf{Secret: c.proxySecret, DNSNames: certs.ServiceDNSNames(np.Service, np.Namespace)})
 		files = append(files, certs.FileSync{Secret: c.proxySecret, Dir: filepath.Dir(c.proxyCAFile),
 			Files: map[string]string{certs.KeyCABundle: filepath.Base(c.proxyCAFile)}})
+	}
+	if c.fleetSecret != "" {
+		conf.Leaves = append(conf.Leaves, certs.Leaf{Secret: c.fleetSecret, DNSNames: certs.ServiceDNSNames(c.fleetService, c.namespace)})
 	}
 	return certs.Setup(mgr, certs.Options{Config: conf, Files: files, Interval: c.interval, Log: log.WithName("certs")})
 }

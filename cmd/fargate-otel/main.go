@@ -30,5 +30,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newInjectCommand())
 	root.AddCommand(newRenderCommand())
 	root.AddCommand(newDoctorCommand())
+	root.AddCommand(newFleetCommand())
 	return root
 }

@@ -18,7 +18,7 @@ import (
 
 // ProductImages are the project's images as `make images` built them.
 type ProductImages struct {
-	Tee, Collector, Injector, NodeProxy, Gateway string
+	Tee, Collector, Injector, NodeProxy, Gateway, Fleet string
 	// Archives are docker-archive tarballs of them, for `ctr images import`,
 	// by reference.
 	Archives map[string]string
@@ -26,7 +26,7 @@ type ProductImages struct {
 
 // refs are the references, in a fixed order.
 func (p ProductImages) refs() []*string {
-	return []*string{&p.Tee, &p.Collector, &p.Injector, &p.NodeProxy, &p.Gateway}
+	return []*string{&p.Tee, &p.Collector, &p.Injector, &p.NodeProxy, &p.Gateway, &p.Fleet}
 }
 
 // envImages is where the Makefile says `make images` put them.
@@ -34,7 +34,7 @@ const envImages = "FARGATE_OTEL_IMAGES_DIR"
 
 // productBinaries are the images' files (<binary>.tar), in the order of
 // the ProductImages fields.
-var productBinaries = []string{"fargate-otel-tee", "fargate-otel-collector", "fargate-otel-injector", "fargate-otel-nodeproxy", "fargate-otel-gateway"}
+var productBinaries = []string{"fargate-otel-tee", "fargate-otel-collector", "fargate-otel-injector", "fargate-otel-nodeproxy", "fargate-otel-gateway", "fargate-otel-fleet"}
 
 // FindProductImages finds what `make images` built: the docker-archives in
 // $FARGATE_OTEL_IMAGES_DIR (default <repo>/.cache/images), and the tag each
@@ -49,7 +49,7 @@ func FindProductImages() (ProductImages, error) {
 		dir = filepath.Join(root, ".cache", "images")
 	}
 	p := ProductImages{Archives: map[string]string{}}
-	dst := []*string{&p.Tee, &p.Collector, &p.Injector, &p.NodeProxy, &p.Gateway}
+	dst := []*string{&p.Tee, &p.Collector, &p.Injector, &p.NodeProxy, &p.Gateway, &p.Fleet}
 	for i, b := range productBinaries {
 		file := filepath.Join(dir, b+".tar")
 		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
@@ -69,7 +69,7 @@ func FindProductImages() (ProductImages, error) {
 // repository's last element and tag, and returns the pushed references.
 func (p ProductImages) PushTo(ctx context.Context, prefix string, nameOpts []name.Option, opts []remote.Option) (ProductImages, error) {
 	out := ProductImages{Archives: map[string]string{}}
-	dst := []*string{&out.Tee, &out.Collector, &out.Injector, &out.NodeProxy, &out.Gateway}
+	dst := []*string{&out.Tee, &out.Collector, &out.Injector, &out.NodeProxy, &out.Gateway, &out.Fleet}
 	for i, ref := range p.refs() {
 		archive, ok := p.Archives[*ref]
 		if !ok {

@@ -69,6 +69,7 @@ func ChartValues(o ValuesOptions) map[string]any {
 			"collector":  image(o.Images.Collector),
 			"injector":   image(o.Images.Injector),
 			"nodeproxy":  image(o.Images.NodeProxy),
+			"fleet":      image(o.Images.Fleet),
 		},
 		"exporters": []map[string]any{{
 			"id":     "otlp_grpc/sink",

@@ -32,6 +32,7 @@ func TestChartValuesRender(t *testing.T) {
 		Images: ProductImages{
 			Tee: "reg.example:5000/x/fargate-otel-tee:1", Collector: "reg.example:5000/x/fargate-otel-collector:2",
 			Injector: "reg.example:5000/x/fargate-otel-injector:3", NodeProxy: "reg.example:5000/x/fargate-otel-nodeproxy:4",
+			Fleet: "reg.example:5000/x/fargate-otel-fleet:5",
 		},
 		ClusterName:        "e2e",
 		SinkEndpoint:       SinkEndpoint("otel-gateway"),
@@ -53,6 +54,7 @@ func TestChartValuesRender(t *testing.T) {
 		`collector: "reg.example:5000/x/fargate-otel-collector:2"`,
 		`image: "reg.example:5000/x/fargate-otel-injector:3"`,
 		`image: "reg.example:5000/x/fargate-otel-nodeproxy:4"`,
+		`image: "reg.example:5000/x/fargate-otel-fleet:5"`,
 		"interval: 5s",
 		"direct",
 	} {

@@ -244,6 +244,15 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 		{"fargate-otel-nodeproxy", res("get", "", "nodes/proxy", "", "node-a"), true},
 		{"fargate-otel-nodeproxy", res("get", "", "secrets", namespace, "fargate-otel-ca"), false},
 		{"default", res("get", "", "nodes/proxy", "", "node-a"), false},
+		{"fargate-otel-fleet", res("create", "authentication.k8s.io", "tokenreviews", "", ""), true},
+		{"fargate-otel-fleet", res("get", "", "configmaps", "shop", "team-exporters"), true},
+		{"fargate-otel-fleet", res("list", "", "configmaps", "shop", ""), false},
+		{"fargate-otel-fleet", res("watch", "", "configmaps", namespace, "fargate-otel-fleet-live"), true},
+		{"fargate-otel-fleet", res("watch", "", "configmaps", namespace, "fargate-otel-injector"), false},
+		{"fargate-otel-fleet", res("get", "", "pods", "shop", "cart"), false},
+		{"fargate-otel-fleet", res("get", "", "secrets", namespace, "fargate-otel-fleet-tls"), false},
+		{"fargate-otel-fleet", res("list", "discovery.k8s.io", "endpointslices", namespace, ""), true},
+		{"fargate-otel-fleet", res("create", "events.k8s.io", "events", "shop", ""), true},
 	} {
 		if got := k.may(ctx, c.sa, c.attr); got != c.want {
 			t.Errorf("%s may %s %s/%s %q in %q: %v, want %v", c.sa, c.attr.Verb, c.attr.Group, c.attr.Resource, c.attr.Name, c.attr.Namespace, got, c.want)

@@ -146,7 +146,7 @@ func TestWebhookConfiguration(t *testing.T) {
 // resources and a locked-down security context for both Deployments.
 func TestDeployments(t *testing.T) {
 	objs := render(t, nil)
-	for _, name := range []string{"fargate-otel-injector", "fargate-otel-nodeproxy"} {
+	for _, name := range []string{"fargate-otel-injector", "fargate-otel-nodeproxy", "fargate-otel-fleet"} {
 		t.Run(name, func(t *testing.T) {
 			var d appsv1.Deployment
 			objs.get(t, "Deployment", name, &d)
@@ -198,7 +198,7 @@ func TestDeployments(t *testing.T) {
 	}
 
 	// One replica: no disruption budget (it would block every node drain).
-	one := render(t, map[string]any{"injector": map[string]any{"replicas": 1}, "nodeproxy": map[string]any{"replicas": 1}})
+	one := render(t, map[string]any{"injector": map[string]any{"replicas": 1}, "nodeproxy": map[string]any{"replicas": 1}, "fleet": map[string]any{"replicas": 1}})
 	if n := len(one.of("PodDisruptionBudget")); n != 0 {
 		t.Errorf("%d PodDisruptionBudgets with one replica each", n)
 	}
@@ -604,6 +604,8 @@ func TestDefaultsAreTheInjectorDefaults(t *testing.T) {
 	want.Images = got.Images
 	want.Exporters = got.Exporters
 	want.KubeletStats.NodeProxy.Namespace = namespace
+	// The chart turns the fleet on (TestFleetChart checks its endpoint).
+	want.Fleet = got.Fleet
 	if !equality.Semantic.DeepEqual(got, want) {
 		gy, _ := yaml.Marshal(got)
 		wy, _ := yaml.Marshal(want)
@@ -642,7 +644,7 @@ func TestVersions(t *testing.T) {
 	if def.Tee != version.Image("fargate-otel-tee") || def.Collector != version.Image("fargate-otel-collector") {
 		t.Errorf("the injector's default images %s, %s are not those of this version", def.Tee, def.Collector)
 	}
-	for _, b := range []string{"injector", "nodeproxy", "tee", "collector"} {
+	for _, b := range []string{"injector", "nodeproxy", "tee", "collector", "fleet"} {
 		img, _ := values.Images[b].(map[string]any)
 		if img["repository"] != version.ImageRegistry+"/fargate-otel-"+b || img["tag"] != "" {
 			t.Errorf("images.%s = %v: want repository %s/fargate-otel-%s and an empty tag (the appVersion)", b, img, version.ImageRegistry, b)

@@ -173,12 +173,13 @@ func TestInjectorRBAC(t *testing.T) {
 		values map[string]any
 		want   []grant
 	}{
-		"defaults":              {nil, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
+		"defaults":              {nil, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls,fargate-otel-fleet-tls"))},
+		"fleet off":             {map[string]any{"fleet": map[string]any{"enabled": false}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
 		"mode direct only":      {map[string]any{"kubeletStats": map[string]any{"mode": "direct", "allowedModes": []string{}}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls"))},
-		"mode direct, defaults": {map[string]any{"kubeletStats": map[string]any{"mode": "direct"}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
+		"mode direct, defaults": {map[string]any{"kubeletStats": map[string]any{"mode": "direct"}}, concat(base, pullSecrets, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls,fargate-otel-fleet-tls"))},
 		"cert-manager":          {map[string]any{"certManager": map[string]any{"enabled": true}}, concat(base, pullSecrets)},
-		"no image look-up":      {map[string]any{"imageLookup": map[string]any{"enabled": false}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
-		"pull secrets narrowed": {map[string]any{"imageLookup": map[string]any{"pullSecretNamespaces": []string{"shop"}}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls"))},
+		"no image look-up":      {map[string]any{"imageLookup": map[string]any{"enabled": false}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls,fargate-otel-fleet-tls"))},
+		"pull secrets narrowed": {map[string]any{"imageLookup": map[string]any{"pullSecretNamespaces": []string{"shop"}}}, concat(base, certs("fargate-otel-ca,fargate-otel-injector-tls,fargate-otel-nodeproxy-tls,fargate-otel-fleet-tls"))},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := all(t, c.values)
@@ -219,8 +220,11 @@ func TestNoWildcards(t *testing.T) {
 				if slices.Contains(rule.Resources, "nodes/proxy") && u.GetName() != rbac.ProxyClusterRole && u.GetName() != rbac.DirectClusterRole {
 					t.Errorf("mode %s: %s %s grants nodes/proxy", mode, u.GetKind(), u.GetName())
 				}
+				// A list or watch restricted to named objects (the fleet's
+				// own live settings ConfigMap, read with a field selector)
+				// reads nothing else.
 				if (slices.Contains(rule.Resources, "secrets") || slices.Contains(rule.Resources, "configmaps")) &&
-					(slices.Contains(rule.Verbs, "list") || slices.Contains(rule.Verbs, "watch")) {
+					(slices.Contains(rule.Verbs, "list") || slices.Contains(rule.Verbs, "watch")) && len(rule.ResourceNames) == 0 {
 					t.Errorf("mode %s: %s %s may list or watch secrets or configmaps: %+v", mode, u.GetKind(), u.GetName(), rule)
 				}
 			}

@@ -133,6 +133,9 @@ type Options struct {
 	ProxyURL string
 	// Timeout bounds each network step (default 10s).
 	Timeout time.Duration
+	// FleetURL reaches the fleet server's local API directly (a test);
+	// empty port-forwards to one of its pods (fleet.go).
+	FleetURL string
 }
 
 // Run checks and returns the report. The error is for unusable options or
@@ -184,6 +187,7 @@ func (d *doctor) run(ctx context.Context) {
 	}
 	d.checkWebhook(ctx)
 	d.checkStats(ctx)
+	d.checkFleet(ctx)
 }
 
 // describe is an API error in a few words.

@@ -27,6 +27,7 @@ var binaries = []struct {
 }{
 	{"fargate-otel-injector", true},   // registries (entrypoint look-ups)
 	{"fargate-otel-nodeproxy", false}, // the API server only (its CA is mounted)
+	{"fargate-otel-fleet", false},     // the API server and its peers (CAs mounted)
 	{"fargate-otel-tee", false},       // copied into pods; no network
 	{"fargate-otel-collector", true},  // exporters over TLS
 	{"fargate-otel-gateway", true},    // AWS and vendor endpoints over TLS

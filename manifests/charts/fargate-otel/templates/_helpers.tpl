@@ -105,3 +105,19 @@ renders "true" or "".
 {{- $modes := include "fargate-otel.allowedModes" .ctx | fromJsonArray -}}
 {{- if or (eq (include "fargate-otel.kubeletStatsMode" .ctx) .mode) (has .mode $modes) -}}true{{- end -}}
 {{- end -}}
+
+{{/* The fleet server (fleet-*.yaml). */}}
+{{- define "fargate-otel.fleet" -}}fargate-otel-fleet{{- end -}}
+{{- define "fargate-otel.fleetPeers" -}}fargate-otel-fleet-peers{{- end -}}
+{{- define "fargate-otel.fleetSecret" -}}fargate-otel-fleet-tls{{- end -}}
+{{- define "fargate-otel.fleetLive" -}}fargate-otel-fleet-live{{- end -}}
+{{- define "fargate-otel.fleetAudience" -}}fargate-otel-fleet{{- end -}}
+
+{{/*
+Whether the fleet runs: fleet.enabled, and mode proxy in use, whose CA
+ConfigMap (published in opted-in namespaces) is how sidecars verify the
+fleet server. Renders "true" or "".
+*/}}
+{{- define "fargate-otel.fleetEnabled" -}}
+{{- if and .Values.fleet.enabled (include "fargate-otel.usesMode" (dict "ctx" . "mode" "proxy")) -}}true{{- end -}}
+{{- end -}}

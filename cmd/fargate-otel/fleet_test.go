@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fargate-otel/fargate-otel/fleet/api"
+	"github.com/fargate-otel/fargate-otel/fleet/httpapi"
+	"github.com/fargate-otel/fargate-otel/fleet/registry"
+)
+
+// fleetServer serves the fleet server's real local API (httpapi.Local) on
+// loopback, over a registry filled as the OpAMP side fills it.
+func fleetServer(t *testing.T) string {
+	t.Helper()
+	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
+	add := func(uid, ns, pod, collector string, healthy bool, dropped int64) {
+		conn := new(int)
+		reg.Connect(registry.Identity{UID: uid, Namespace: ns, Pod: pod}, conn)
+		reg.SetDescription(uid, conn, registry.Description{Node: "fargate-ip-1", CollectorVersion: collector, InjectorVersion: "0.1.0", ConfigHash: "0123456789abcdef"})
+		reg.SetHealth(uid, conn, api.Health{Reported: true, Healthy: healthy})
+		reg.AddFigures(uid, conn, registry.FiguresReport{LinesRead: map[string]int64{"app/stdout": 0}})
+		reg.AddFigures(uid, conn, registry.FiguresReport{LinesRead: map[string]int64{"app/stdout": 10}, WrapperDropped: map[string]int64{"app": dropped}})
+	}
+	add("11111111-1111-1111-1111-111111111111", "shop", "cart-0", "0.1.0", true, 0)
+	add("22222222-2222-2222-2222-222222222222", "shop", "cart-1", "0.1.0", false, 0)
+	add("33333333-3333-3333-3333-333333333333", "billing", "invoice-0", "0.0.9", true, 3)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: httpapi.Local(httpapi.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0", Registry: reg})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
+func TestFleetCommand(t *testing.T) {
+	url := fleetServer(t)
+	for _, c := range []struct {
+		args []string
+		pods []string
+	}{
+		{nil, []string{"invoice-0", "cart-0", "cart-1"}},
+		{[]string{"-n", "shop"}, []string{"cart-0", "cart-1"}},
+		{[]string{"--unhealthy"}, []string{"cart-1"}},
+		{[]string{"--stale"}, []string{"invoice-0"}},
+		{[]string{"--dropping"}, []string{"invoice-0"}},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			r := runCLI(t, nil, append([]string{"fleet", "--url", url, "-o", "json"}, c.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			var f api.Fleet
+			if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {
+				t.Fatalf("%v\n%s", err, r.stdout)
+			}
+			var got []string
+			for _, a := range f.Agents {
+				got = append(got, a.Pod)
+			}
+			if strings.Join(got, ",") != strings.Join(c.pods, ",") {
+				t.Errorf("pods %v, want %v", got, c.pods)
+			}
+		})
+	}
+	r := runCLI(t, nil, "fleet", "--url", url)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"NAMESPACE", "cart-1", "unhealthy", "0.0.9", "(stale: version)", "0123456789ab", "3 sidecars: 1 unhealthy, 1 stale, 1 dropping"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := runCLI(t, nil, "fleet", "--url", url, "-o", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "use table or json") {
+		t.Errorf("-o yaml: exit %d, %s", r.code, r.stderr)
+	}
+}
