@@ -103,6 +103,22 @@ func TestRelativeLinksResolve(t *testing.T) {
 	}
 }
 
+// TestTablesAreWellFormed fails for a table row of README.md or docs/*.md
+// with more or fewer cells than its header: usually a | inside a code span,
+// which GFM takes for a cell border.
+func TestTablesAreWellFormed(t *testing.T) {
+	root := repoRoot(t)
+	for _, page := range docPages(t, root) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range TableRowProblems(string(b)) {
+			t.Errorf("%s:%d: the row has another number of cells than its table's header (escape a | in a cell as \\|)", mustRel(root, page), line)
+		}
+	}
+}
+
 func mustRel(root, path string) string {
 	r, err := filepath.Rel(root, path)
 	if err != nil {

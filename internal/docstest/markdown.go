@@ -147,6 +147,40 @@ func Slug(heading string) string {
 	return b.String()
 }
 
+// TableRowProblems returns the lines (1-based) of table rows outside code
+// blocks whose number of cells differs from their table's header row. GFM
+// splits cells at every unescaped |, in code spans too, so a `a|b` in a
+// cell breaks the table: write `a\|b`.
+func TableRowProblems(text string) []int {
+	var out []int
+	lines := strings.Split(text, "\n")
+	fence, cells := "", -1
+	for i, l := range lines {
+		if m := fenceRE.FindStringSubmatch(l); m != nil {
+			switch {
+			case fence == "":
+				fence = m[1]
+			case m[1] == fence:
+				fence = ""
+			}
+			cells = -1
+			continue
+		}
+		t := strings.TrimSpace(l)
+		if fence != "" || !strings.HasPrefix(t, "|") {
+			cells = -1
+			continue
+		}
+		n := strings.Count(strings.ReplaceAll(t, `\|`, ""), "|")
+		if cells < 0 {
+			cells = n
+		} else if n != cells {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
 // Normalize collapses every run of white space to one space, so that text
 // wrapped across lines in Markdown matches text on one line in code.
 func Normalize(s string) string {

@@ -138,3 +138,10 @@ func advice(err error) string { return "what to do about it, in full" }
 		t.Errorf("CallLabels = %q", labels)
 	}
 }
+
+func TestTableRowProblems(t *testing.T) {
+	text := "| a | b |\n|---|---|\n| `x\\|y` | ok |\n| `x|y` | broken |\n\n```\n| in | a | fence |\n```\n| c |\n|---|\n"
+	if got := TableRowProblems(text); !reflect.DeepEqual(got, []int{4}) {
+		t.Errorf("TableRowProblems = %v, want [4]", got)
+	}
+}
