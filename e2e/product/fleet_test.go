@@ -464,7 +464,7 @@ func (fs *fleetScenario) testAllDown(ctx context.Context, t *testing.T) {
 	defer restore() // whatever happens: doctor and the rest run after
 	scale(ctx, t, fs.e, dep, 0)
 	down := time.Now()
-	accs, err := fs.waitLines(ctx, 2*linesPerCheck, time.Minute)
+	accs, err := fs.waitLines(ctx, 4*linesPerCheck, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
