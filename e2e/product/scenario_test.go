@@ -161,6 +161,7 @@ func TestProduct(t *testing.T) {
 
 	// Every workload starts now; each subtest waits for its own.
 	createWorkloads(ctx, t, e)
+	fleet := startFleetScenario(ctx, t, e)
 	step("workloads created")
 
 	t.Run("1 an opted-in namespace admits a Deployment without command and a Job", func(t *testing.T) {
@@ -192,6 +193,21 @@ func TestProduct(t *testing.T) {
 	})
 	t.Run("7 the app's service account cannot get nodes/proxy in mode proxy", func(t *testing.T) {
 		testNoNodesProxy(ctx, t, e)
+	})
+	t.Run("10 fleet: three injected pods appear in fargate-otel fleet within 30s with their identity and health", func(t *testing.T) {
+		fleet.testAppear(ctx, t)
+	})
+	t.Run("10 fleet: an edit of the exporters ConfigMap moves the lines to a second sink live, none lost or repeated", func(t *testing.T) {
+		fleet.testSwitch(ctx, t)
+	})
+	t.Run("10 fleet: a config that cannot start is rolled back and shown as failed", func(t *testing.T) {
+		fleet.testFailed(ctx, t)
+	})
+	t.Run("10 fleet: deleting a fleet server pod moves its agents to another", func(t *testing.T) {
+		fleet.testReplicaDeleted(ctx, t)
+	})
+	t.Run("10 fleet: with every fleet server down, telemetry keeps flowing", func(t *testing.T) {
+		fleet.testAllDown(ctx, t)
 	})
 	t.Run("8 fargate-otel doctor reports the cluster healthy", func(t *testing.T) {
 		testDoctorHealthy(ctx, t, e)

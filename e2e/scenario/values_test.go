@@ -75,7 +75,7 @@ func TestGatewayValuesRender(t *testing.T) {
 		Images: ProductImages{
 			Tee: "reg.example:5000/x/fargate-otel-tee:1", Collector: "reg.example:5000/x/fargate-otel-collector:2",
 			Injector: "reg.example:5000/x/fargate-otel-injector:3", NodeProxy: "reg.example:5000/x/fargate-otel-nodeproxy:4",
-			Gateway: "reg.example:5000/x/fargate-otel-gateway:5",
+			Gateway: "reg.example:5000/x/fargate-otel-gateway:5", Fleet: "reg.example:5000/x/fargate-otel-fleet:6",
 		},
 		SinkEndpoint: SinkEndpoint("otel-gateway"),
 		Gateway:      true,

@@ -44,6 +44,7 @@ func TestFleet(t *testing.T) {
 	t.Run("no secret in the view", func(t *testing.T) { testNoSecret(t, e, r) })
 	t.Run("doctor's stale-sidecar check", func(t *testing.T) { testDoctor(t, e, r) })
 	t.Run("page in a real Chromium", func(t *testing.T) { testPage(t, r) })
+	t.Run("figures sent at a reconnect are kept", func(t *testing.T) { testFiguresAtReconnect(t, e, r) })
 	t.Run("replicas merge", func(t *testing.T) { testReplicasMerge(t, e, r) })
 }
 

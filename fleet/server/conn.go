@@ -34,8 +34,12 @@ type conn struct {
 	// Only the callbacks' goroutine touches these.
 	identified bool
 	lastSeq    uint64
-	srcKey     *sources.Key
-	srcData    string
+	// early are figures that came before the agent said who it is (a
+	// reconnect sends them at once, and they are not part of the full
+	// state it reports next): recorded once it has.
+	early   *registry.FiguresReport
+	srcKey  *sources.Key
+	srcData string
 
 	mu        sync.Mutex
 	source    desired.Source
@@ -107,6 +111,9 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 			// changed: the agent is listed, and sent settings, only once
 			// it has said who it is and that checked against its token.
 			c.lastSeq = msg.GetSequenceNum()
+			if f, ok := c.figures(msg); ok {
+				c.early = &f
+			}
 			resp.Flags |= uint64(protobufs.ServerToAgentFlags_ServerToAgentFlags_ReportFullState)
 			return resp
 		}
@@ -147,13 +154,12 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 		c.s.reg.SetRemoteStatus(c.uid, c, hex.EncodeToString(rs.GetLastRemoteConfigHash()),
 			strings.TrimPrefix(rs.GetStatus().String(), "RemoteConfigStatuses_"), rs.GetErrorMessage())
 	}
-	if cm := msg.GetCustomMessage(); cm != nil && cm.GetCapability() == FiguresCapability && cm.GetType() == FiguresMessageType {
-		if f, err := registry.ParseFigures(cm.GetData()); err == nil {
-			c.s.reg.AddFigures(c.uid, c, f)
-		} else {
-			c.s.metrics.refused.WithLabelValues("bad_figures").Inc()
-		}
+	if f, ok := c.figures(msg); ok {
+		c.s.reg.AddFigures(c.uid, c, f)
+	} else if c.early != nil {
+		c.s.reg.AddFigures(c.uid, c, *c.early)
 	}
+	c.early = nil
 
 	c.refreshDesired()
 	if rc := c.takeRemoteConfig(); rc != nil {
@@ -164,6 +170,20 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 		return nil
 	}
 	return resp
+}
+
+// figures reads the message's figures report, if it carries a valid one.
+func (c *conn) figures(msg *protobufs.AgentToServer) (registry.FiguresReport, bool) {
+	cm := msg.GetCustomMessage()
+	if cm == nil || cm.GetCapability() != FiguresCapability || cm.GetType() != FiguresMessageType {
+		return registry.FiguresReport{}, false
+	}
+	f, err := registry.ParseFigures(cm.GetData())
+	if err != nil {
+		c.s.metrics.refused.WithLabelValues("bad_figures").Inc()
+		return registry.FiguresReport{}, false
+	}
+	return f, true
 }
 
 // checkIdentity compares what the agent says it is with its token.

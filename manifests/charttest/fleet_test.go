@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/fargate-otel/fargate-otel/fleet/desired"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // TestFleetChart: the fleet server is on by default, as its own Deployment
@@ -114,5 +116,61 @@ func TestFleetChart(t *testing.T) {
 		if cfg := config(t, objs); cfg.Fleet.Endpoint != "" {
 			t.Errorf("%s: sidecars are sent to the fleet at %s", name, cfg.Fleet.Endpoint)
 		}
+	}
+}
+
+// TestFleetLiveExportersAreTheInjectors: the exporters the fleet sends
+// every sidecar are those the injector gives a new pod, whatever the
+// values: with gateway.enabled and the default exporters both are the
+// gateway's Service (the values' literal default would send every sidecar
+// to a placeholder address, found by the e2e's gateway scenario).
+func TestFleetLiveExportersAreTheInjectors(t *testing.T) {
+	own := []any{map[string]any{"id": "otlp_http/vendor", "config": map[string]any{"endpoint": "https://otlp.vendor.example"}, "signals": []any{"logs"}}}
+	for _, tc := range []struct {
+		name   string
+		values map[string]any
+		want   string // the endpoint of the one exporter; "" for none
+	}{
+		{"defaults", nil, "otel-gateway.opentelemetry.svc:4317"},
+		{"gateway, default exporters", withGateway(nil), "fargate-otel-gateway.fargate-otel.svc:4317"},
+		{"gateway, exporters []", withGateway(map[string]any{"exporters": []any{}}), "fargate-otel-gateway.fargate-otel.svc:4317"},
+		{"gateway, own exporters", withGateway(map[string]any{"exporters": own}), "https://otlp.vendor.example"},
+		{"no exporters", map[string]any{"exporters": []any{}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := render(t, tc.values)
+			var live corev1.ConfigMap
+			objs.get(t, "ConfigMap", "fargate-otel-fleet-live", &live)
+			l, err := desired.ParseLive(live.Data)
+			if err != nil {
+				t.Fatalf("the fleet server refuses the chart's live settings: %v\n%v", err, live.Data)
+			}
+			got, err := json.Marshal(l.Exporters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromInjector []sidecarconfig.Exporter
+			for _, e := range config(t, objs).Exporters {
+				x := sidecarconfig.Exporter{ID: e.ID, Config: e.Config}
+				for _, sig := range e.Signals {
+					x.Signals = append(x.Signals, sidecarconfig.Signal(sig))
+				}
+				fromInjector = append(fromInjector, x)
+			}
+			want, err := json.Marshal(fromInjector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("live exporters %s\nthe injector's     %s", got, want)
+			}
+			endpoint := ""
+			if len(l.Exporters) == 1 {
+				endpoint = fmt.Sprint(l.Exporters[0].Config["endpoint"])
+			}
+			if endpoint != tc.want {
+				t.Errorf("live exporters %s: want one to %q", got, tc.want)
+			}
+		})
 	}
 }
