@@ -55,6 +55,8 @@ type Config struct {
 	Collector CollectorSettings `json:"collector"`
 	// InitResources are the resources of the fargate-otel-init container.
 	InitResources corev1.ResourceRequirements `json:"initResources"`
+	// Follower configures the api log source (see logsource.go).
+	Follower FollowerSettings `json:"follower"`
 	// FargateSizing is "fit" (default: the collector's requests are lowered
 	// to fit into the headroom Fargate's rounding already pays for, down to
 	// Collector.MinRequests) or "fixed" (Collector.Resources as they are).
@@ -285,6 +287,7 @@ func DefaultConfig() Config {
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		},
+		Follower:      defaultFollowerSettings(),
 		FargateSizing: "fit",
 		RunAsUser:     65532,
 	}
@@ -386,6 +389,7 @@ func (c Config) Validate() error {
 	if c.RunAsUser <= 0 {
 		bad("runAsUser %d must be a non-root uid", c.RunAsUser)
 	}
+	errs = append(errs, c.Follower.validate()...)
 	for i, e := range c.Exporters {
 		if err := e.validate(); err != nil {
 			bad("exporters[%d]: %v", i, err)

@@ -272,7 +272,7 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 	}
 	for _, list := range [][]corev1.Container{w.pod.Spec.InitContainers, w.pod.Spec.Containers} {
 		for _, c := range list {
-			if c.Name != injector.InitContainerName && c.Name != injector.CollectorContainerName {
+			if c.Name != injector.InitContainerName && c.Name != injector.CollectorContainerName && c.Name != injector.FollowerContainerName {
 				w.obj.Containers = append(w.obj.Containers, c.Name)
 			}
 		}
