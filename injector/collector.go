@@ -157,26 +157,13 @@ func kubeletStatsAccess(pod *corev1.Pod, cfg Config, collector *corev1.Container
 		ks.Disabled = true
 	case KubeletStatsProxy:
 		np := cfg.KubeletStats.NodeProxy
-		host := fmt.Sprintf("%s.%s.svc", np.Service, np.Namespace)
-		if np.Port != 443 {
-			host = fmt.Sprintf("%s:%d", host, np.Port)
-		}
-		ks.Endpoint = "https://" + host + "/api/v1/nodes/${env:NODE_NAME}/proxy"
+		ks.Endpoint = "https://" + nodeProxyHost(np) + "/api/v1/nodes/${env:NODE_NAME}/proxy"
 		ks.CAFile = ServiceAccountMount + "/ca.crt"
-		// A token only the proxy accepts, mounted only into the collector at
-		// the path the kubelet_stats receiver reads: the app never sees it.
-		// The CA ConfigMap is optional so that a namespace where it is not
-		// published yet still starts its pods (the collector reports it).
-		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: ProxyTokenVolume, VolumeSource: corev1.VolumeSource{
-			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
-				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: np.Audience, ExpirationSeconds: ptr(int64(tokenExpirationSeconds)), Path: "token"}},
-				{ConfigMap: &corev1.ConfigMapProjection{
-					LocalObjectReference: corev1.LocalObjectReference{Name: np.CAConfigMap},
-					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
-					Optional:             ptr(true),
-				}},
-			}},
-		}})
+		// A token only the proxy accepts, mounted (besides the follower)
+		// only into the collector at the path the kubelet_stats receiver
+		// reads: the app never sees it. Without the CA yet, the collector
+		// reports it.
+		pod.Spec.Volumes = append(pod.Spec.Volumes, nodeProxyTokenVolume(np))
 		collector.VolumeMounts = append(collector.VolumeMounts, corev1.VolumeMount{Name: ProxyTokenVolume, MountPath: ServiceAccountMount, ReadOnly: true})
 	case KubeletStatsDirect:
 		ks.Endpoint = "https://kubernetes.default.svc/api/v1/nodes/${env:NODE_NAME}/proxy"

@@ -28,6 +28,9 @@ func ImagesToResolve(pod *corev1.Pod, cfg Config) (reqs []ImageRequest) {
 	}
 	for _, s := range p.selected {
 		c, _ := findContainer(pod, s.name)
+		if p.wantedLogSource(s.name) == annotations.LogSourceAPI && p.apiUnavailable() == "" {
+			continue // followed whatever its command: no look-up
+		}
 		if len(c.Command) == 0 && s.command == nil {
 			reqs = append(reqs, ImageRequest{Container: c.Name, Image: c.Image})
 		}

@@ -57,6 +57,8 @@ type Config struct {
 	Fleet FleetSettings `json:"fleet,omitempty"`
 	// InitResources are the resources of the fargate-otel-init container.
 	InitResources corev1.ResourceRequirements `json:"initResources"`
+	// Follower configures the api log source (see logsource.go).
+	Follower FollowerSettings `json:"follower"`
 	// FargateSizing is "fit" (default: the collector's requests are lowered
 	// to fit into the headroom Fargate's rounding already pays for, down to
 	// Collector.MinRequests) or "fixed" (Collector.Resources as they are).
@@ -287,6 +289,7 @@ func DefaultConfig() Config {
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		},
+		Follower:      defaultFollowerSettings(),
 		FargateSizing: "fit",
 		RunAsUser:     65532,
 	}
@@ -391,6 +394,7 @@ func (c Config) Validate() error {
 	if err := c.Fleet.validate(); err != nil {
 		bad("%v", err)
 	}
+	errs = append(errs, c.Follower.validate()...)
 	for i, e := range c.Exporters {
 		if err := e.validate(); err != nil {
 			bad("exporters[%d]: %v", i, err)

@@ -61,7 +61,7 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 	r := rand.New(rand.NewSource(seed + 1))
 	pick := func(opts ...string) string { return opts[r.Intn(len(opts))] }
 
-	names := []string{"app", "worker", "sidecar", "init", InitContainerName, CollectorContainerName}
+	names := []string{"app", "worker", "sidecar", "init", InitContainerName, CollectorContainerName, FollowerContainerName}
 	steer := func(cs []corev1.Container, init bool) {
 		for i := range cs {
 			c := &cs[i]
@@ -121,6 +121,7 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 		annotations.FargateSizing:      {"fit", "fixed", "loose"},
 		annotations.Multiline:          {"java", "*=go,app=none", `app=regex:^\d{4}`, `{"worker":"regex:((","app":"python"}`, "cobol"},
 		annotations.LogParser:          {"json", "app=logfmt,worker=regex:^(?P<x>.)", "regex:(", "xml", "nope=json"},
+		annotations.LogSource:          {"api", "wrap", "auto", "app=api,*=wrap", "worker=api", "init=api", "kubelet"},
 		annotations.Status:             {`{"version":1}`},
 		annotations.Prefix + "typo":    {"1"},
 	}
@@ -132,7 +133,7 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 
 	cfg := DefaultConfig()
 	cfg.NativeSidecars = r.Intn(4) != 0
-	cfg.KubeletStats.Mode = []KubeletStatsMode{KubeletStatsProxy, KubeletStatsDirect, KubeletStatsOff}[r.Intn(3)]
+	cfg.KubeletStats.Mode = []KubeletStatsMode{KubeletStatsProxy, KubeletStatsProxy, KubeletStatsDirect, KubeletStatsOff}[r.Intn(4)]
 	if r.Intn(3) == 0 {
 		cfg.Scope = ScopeAll
 	}
@@ -155,6 +156,7 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 		cfg.Namespace.Labels = map[string]string{annotations.KubeletStats: pick("proxy", "direct", "off", "bogus")}
 	}
 	cfg.Namespace.NodeProxyCA = []Presence{PresenceUnknown, Present, Missing}[r.Intn(3)]
+	cfg.Follower.Enabled = r.Intn(6) != 0
 	if r.Intn(2) == 0 {
 		cfg.Namespace.LimitRanges = randomLimitRanges(r)
 	}
@@ -272,7 +274,7 @@ func FuzzMutate(f *testing.F) {
 // test, so that the properties are checked on every run, not only when
 // someone fuzzes.
 func TestRandomPods(t *testing.T) {
-	injected := 0
+	injected, followed := 0, 0
 	for i := 0; i < 3000; i++ {
 		r := rand.New(rand.NewSource(int64(i)))
 		data := make([]byte, 32+r.Intn(512))
@@ -282,15 +284,18 @@ func TestRandomPods(t *testing.T) {
 			continue
 		}
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			if mutateChecked(t, pod, cfg, images).Injected {
+			if res := mutateChecked(t, pod, cfg, images); res.Injected {
 				injected++
+				if len(res.Status.Followed()) > 0 {
+					followed++
+				}
 			}
 		})
 	}
 	// The generator must reach the injection path often, or the properties
 	// above prove little.
-	t.Logf("%d of 3000 random pods injected", injected)
-	if injected < 300 {
-		t.Fatalf("only %d of 3000 random pods were injected", injected)
+	t.Logf("%d of 3000 random pods injected, %d with the follower", injected, followed)
+	if injected < 300 || followed < 60 {
+		t.Fatalf("only %d of 3000 random pods were injected, %d with the follower", injected, followed)
 	}
 }

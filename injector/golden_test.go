@@ -41,9 +41,7 @@ func goldenCases() []goldenCase {
 			"registry.example.com/worker:1": {Config: &ImageConfig{
 				Entrypoint: []string{"/worker"}, Cmd: []string{"--queue=default"}, Digest: "sha256:2222"}},
 		}},
-		{name: "no-command-unresolved", images: Images{
-			"registry.example.com/broken:1": {Err: errors.New("GET https://registry.example.com/v2/broken/manifests/1: UNAUTHORIZED; add an imagePullSecret")},
-		}},
+		{name: "no-command-unresolved", images: unresolved},
 		{name: "several-containers"},
 		{name: "security-contexts"},
 		{name: "recent-fields"},
@@ -68,11 +66,20 @@ func goldenCases() []goldenCase {
 			}
 		}},
 		{name: "log-parsing"},
+		{name: "no-command-unresolved", cfg: func(c *Config) { c.KubeletStats.Mode = KubeletStatsDirect }, images: unresolved},
+		{name: "no-command-unresolved", cfg: func(c *Config) { c.NativeSidecars = false }, images: unresolved},
+		{name: "log-source", cfg: func(c *Config) { c.Namespace.NodeProxyCA = Present }},
+		{name: "log-source-job"},
 	}
 }
 
+var unresolved = Images{
+	"registry.example.com/broken:1": {Err: errors.New("GET https://registry.example.com/v2/broken/manifests/1: UNAUTHORIZED; add an imagePullSecret")},
+}
+
 // variant names a case's golden file: the pod's name plus what the config changed.
-var variantNames = map[int]string{1: "direct", 2: "kubelet-off", 3: "no-native-sidecars", 5: "no-native-sidecars", 15: "scope-all", 17: "fixed", 19: "fleet", 20: "fleet"}
+var variantNames = map[int]string{1: "direct", 2: "kubelet-off", 3: "no-native-sidecars", 5: "no-native-sidecars", 15: "scope-all", 17: "fixed", 19: "fleet", 20: "fleet",
+	22: "direct", 23: "no-native-sidecars"}
 
 // TestMutateGolden injects each pod of testdata/mutate and compares the
 // result (pod, warnings, skip) with its golden file. The collector config

@@ -68,7 +68,7 @@ func checkInvariants(t testing.TB, in *corev1.Pod, res Result, cfg Config, image
 	// Injected containers are locked down.
 	ours := 0
 	for _, c := range append(append([]corev1.Container{}, res.Pod.Spec.InitContainers...), res.Pod.Spec.Containers...) {
-		if c.Name != InitContainerName && c.Name != CollectorContainerName {
+		if c.Name != InitContainerName && c.Name != CollectorContainerName && c.Name != FollowerContainerName {
 			continue
 		}
 		ours++
@@ -93,6 +93,8 @@ func checkInvariants(t testing.TB, in *corev1.Pod, res Result, cfg Config, image
 		t.Fatalf("status annotation %+v differs from Result.Status %+v", st, *res.Status)
 	}
 
+	checkLogSources(t, res, cfg)
+
 	// Idempotent.
 	again := Mutate(res.Pod, cfg, images)
 	if again.Injected || again.Skip != SkipAlreadyInjected || mustJSON(t, again.Pod) != mustJSON(t, res.Pod) {
@@ -106,7 +108,7 @@ func comparable(in, out *corev1.Pod) (*corev1.Pod, error) {
 	oc := out.DeepCopy()
 	offset := 0
 	for _, c := range oc.Spec.InitContainers {
-		if c.Name == InitContainerName || c.Name == CollectorContainerName {
+		if c.Name == InitContainerName || c.Name == CollectorContainerName || c.Name == FollowerContainerName {
 			offset++
 			continue
 		}

@@ -36,6 +36,10 @@ func limitFloor(container string, r corev1.ResourceName) int64 {
 		return 10
 	case container == InitContainerName && r == corev1.ResourceMemory:
 		return 16 << 20
+	case container == FollowerContainerName && r == corev1.ResourceCPU:
+		return 10
+	case container == FollowerContainerName && r == corev1.ResourceMemory:
+		return 32 << 20
 	}
 	return 0
 }
@@ -383,7 +387,7 @@ func (p *plan) fitLimitRanges(orig *corev1.PodSpec, pod *corev1.Pod) error {
 	if len(lrs) == 0 {
 		return nil
 	}
-	ours := []string{InitContainerName, CollectorContainerName}
+	ours := []string{InitContainerName, CollectorContainerName, FollowerContainerName}
 	perContainer := mergeBounds(lrs, corev1.LimitTypeContainer)
 	perPod := podBounds(orig, lrs)
 	var collector *corev1.Container

@@ -73,18 +73,24 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 		argv argv
 	}
 	var wraps []wrapping
+	var followed []string
 	for _, s := range p.selected {
 		c, _ := findContainer(pod, s.name)
 		if p.signals.Logs {
-			if clash := mountClash(c); clash != "" {
-				p.warnf("container %s is not captured: it already mounts %s", c.Name, clash)
-				status.Unwrapped = append(status.Unwrapped, c.Name)
-			} else if a, why := originalCommand(c, s.command, images); why != "" {
+			src, a, why := p.chooseLogSource(c, s, images)
+			if why != "" {
 				p.warnf("%s", why)
-				status.Unwrapped = append(status.Unwrapped, c.Name)
-			} else {
-				wraps = append(wraps, wrapping{c, a})
 			}
+			switch src {
+			case LogSourceWrap:
+				wraps = append(wraps, wrapping{c, a})
+			case LogSourceAPI:
+				followed = append(followed, c.Name)
+				status.Unwrapped = append(status.Unwrapped, c.Name)
+			default:
+				status.Unwrapped = append(status.Unwrapped, c.Name)
+			}
+			status.setLogSource(c.Name, src)
 		}
 		if p.signals.Traces || p.signals.Metrics {
 			added, why := addOTLPEnv(c)
@@ -95,11 +101,13 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 			}
 		}
 	}
+	// The wrappers and the follower share the logs volume: a budget for
+	// each container, whatever its source.
+	flags, why := p.logFlags(len(wraps) + len(followed))
+	if len(wraps)+len(followed) > 0 && why != "" {
+		p.warnf("%s", why)
+	}
 	if len(wraps) > 0 {
-		flags, why := p.logFlags(len(wraps))
-		if why != "" {
-			p.warnf("%s", why)
-		}
 		for _, w := range wraps {
 			w.c.Command = wrap(w.c.Name, flags, w.argv.words)
 			w.c.VolumeMounts = append(w.c.VolumeMounts, appMounts()...)
@@ -137,6 +145,11 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 	if native {
 		front = append(front, collector)
 		status.Collector = "native-sidecar"
+		// After the collector: native sidecars stop in reverse order, so
+		// the follower stops first and the collector reads its last lines.
+		if len(followed) > 0 {
+			front = append(front, p.addFollower(pod, followed, flags))
+		}
 	} else {
 		status.Collector = "container"
 	}
@@ -150,6 +163,7 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 
 	// 5. Resources: Fargate fitting, the namespace's LimitRanges, the size
 	// annotations; then the config (sized from the memory limit).
+	p.fitFollower(orig, pod)
 	sz := p.sizeCollector(orig, pod, cp)
 	if err := p.fitLimitRanges(orig, pod); err != nil {
 		return nil, SkipLimitRange, fmt.Sprintf("not injected: %v. The API server would reject the pod with the injected containers; "+

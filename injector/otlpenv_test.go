@@ -27,8 +27,8 @@ func TestOTLPEnv(t *testing.T) {
 			map[string]bool{"app": true, "worker": false}, ""},
 		{"not named in containers", func(p *corev1.Pod) { p.Annotations[annotations.Containers] = "app" },
 			map[string]bool{"app": true, "worker": false}, ""},
-		{"unwrapped, still captured for OTLP", func(p *corev1.Pod) { p.Spec.Containers[1].Command = nil },
-			map[string]bool{"app": true, "worker": true}, "container worker is not captured"},
+		{"unwrapped (followed), still given OTLP", func(p *corev1.Pod) { p.Spec.Containers[1].Command = nil },
+			map[string]bool{"app": true, "worker": true}, "container worker is not wrapped"},
 		{"the app's own endpoint", func(p *corev1.Pod) {
 			setEnv(&p.Spec.Containers[0], "OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com")
 		},

@@ -21,6 +21,9 @@ type plan struct {
 	warnings []string
 	// grace is the pod's termination grace period, in seconds.
 	grace int64
+	// namespaceMode is the namespace's kubelet stats mode as allowed,
+	// whatever the pod's metrics and the CA (for the api log source).
+	namespaceMode KubeletStatsMode
 }
 
 // selected is one container whose telemetry is captured.
@@ -89,6 +92,7 @@ func newPlan(pod *corev1.Pod, cfg Config) (*plan, SkipReason, string) {
 		}
 	}
 
+	p.namespaceMode = p.nodeProxyMode()
 	if p.signals.Metrics {
 		p.cfg.KubeletStats.Mode = p.kubeletStatsMode(pod)
 	}
@@ -135,7 +139,8 @@ func (p *plan) kubeletStatsMode(pod *corev1.Pod) KubeletStatsMode {
 }
 
 // NeedsNodeProxyCA says whether Mutate would inject pod in kubelet stats
-// mode proxy were the node proxy's CA in its namespace: the webhook then
+// mode proxy, or may give a container the api log source, were the node
+// proxy's CA in its namespace: the webhook then
 // publishes a Missing CA ConfigMap itself before calling Mutate, rather than
 // leaving the pod without kubelet stats until the injector's publisher gets
 // to the namespace. It never panics.
@@ -150,7 +155,7 @@ func NeedsNodeProxyCA(pod *corev1.Pod, cfg Config) (needs bool) {
 	}()
 	cfg.Namespace.NodeProxyCA = Present
 	p, skip, _ := newPlan(pod, cfg)
-	return skip == "" && p.signals.Metrics && p.cfg.KubeletStats.Mode == KubeletStatsProxy
+	return skip == "" && (p.signals.Metrics && p.cfg.KubeletStats.Mode == KubeletStatsProxy || p.mayFollow(pod))
 }
 
 func joinModes(ms []KubeletStatsMode) string {
@@ -173,7 +178,7 @@ func IsFargate(pod *corev1.Pod) bool {
 // conflicts reports names, paths or ports of the pod that the injection
 // would clash with. Such a pod is left alone rather than half-injected.
 func conflicts(pod *corev1.Pod, cfg Config) string {
-	ours := []string{InitContainerName, CollectorContainerName}
+	ours := []string{InitContainerName, CollectorContainerName, FollowerContainerName}
 	var found []string
 	visit(pod, func(c *corev1.Container, _ bool) {
 		if slices.Contains(ours, c.Name) {

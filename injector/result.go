@@ -53,6 +53,11 @@ type Status struct {
 	Signals []string `json:"signals"`
 	// KubeletStats is the kubelet stats mode (proxy, direct, off).
 	KubeletStats string `json:"kubeletStats"`
+	// LogSources is the log source of each captured container: wrap, api
+	// (the follower reads its log from the kubelet; stdout and stderr
+	// merged, as stdout) or none (not captured: see the warnings). Absent
+	// when logs are off, and in pods injected before log sources.
+	LogSources map[string]LogSource `json:"logSources,omitempty"`
 	// ConfigHash names the collector config the pod starts with
 	// (sidecarconfig.Hash of the YAML its settings render); the fleet
 	// reports the hash of what each collector runs now.
@@ -60,14 +65,41 @@ type Status struct {
 }
 
 // NotCaptured lists the selected containers whose logs no log source
-// captures: today those left unwrapped (their command is unknown, or they
-// already mount one of the injector's paths). The CLI's summary and its
-// --strict read this rather than Unwrapped, so that a log source which
-// captures unwrapped containers another way (the sidecar following their
-// logs from the kubelet) takes its containers out here, in one place.
+// captures: those left unwrapped (their command is unknown, or they already
+// mount one of the injector's paths) that the follower does not read from
+// the kubelet either (log source api). The CLI's summary and its --strict
+// read this rather than Unwrapped.
 func (s *Status) NotCaptured() []string {
 	if s == nil {
 		return nil
 	}
-	return s.Unwrapped
+	var out []string
+	for _, name := range s.Unwrapped {
+		if s.LogSources[name] != LogSourceAPI {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Followed lists the containers of log source api, in the order of
+// Unwrapped.
+func (s *Status) Followed() []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range s.Unwrapped {
+		if s.LogSources[name] == LogSourceAPI {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (s *Status) setLogSource(name string, src LogSource) {
+	if s.LogSources == nil {
+		s.LogSources = map[string]LogSource{}
+	}
+	s.LogSources[name] = src
 }

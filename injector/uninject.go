@@ -14,7 +14,7 @@ import (
 // Uninject takes out of a copy of pod what Mutate put in, guided by the
 // status annotation, so that the CLI can inject a template anew (with a
 // command that became known since, or another configuration): the
-// annotations Mutate writes, its init container and collector, its volumes
+// annotations Mutate writes, its init container, collector and follower, its volumes
 // (all named fargate-otel-*: Mutate refuses pods that have such volumes) and
 // their mounts, the wrapper in front of the commands, and the OTLP
 // variables of the containers the status lists. A wrapped command becomes
@@ -45,7 +45,7 @@ func Uninject(pod *corev1.Pod) (*corev1.Pod, Images, error) {
 		out.Annotations = nil
 	}
 	ours := func(c corev1.Container) bool {
-		return c.Name == InitContainerName || c.Name == CollectorContainerName
+		return c.Name == InitContainerName || c.Name == CollectorContainerName || c.Name == FollowerContainerName
 	}
 	out.Spec.InitContainers = slices.DeleteFunc(out.Spec.InitContainers, ours)
 	out.Spec.Containers = slices.DeleteFunc(out.Spec.Containers, ours)

@@ -249,9 +249,20 @@ func TestCorpusStrict(t *testing.T) {
 // containers the way the report lists them.
 func TestCorpusSummary(t *testing.T) {
 	r := runCLI(t, nil, "inject", "-f", "testdata/corpus/08-demo-shop.yaml")
-	want := "summary: 11 pod templates (11 injected, 0 already injected, 0 not injected); 12 containers: 8 wrapped, 3 not captured, 1 left out\n"
+	want := "summary: 11 pod templates (11 injected, 0 already injected, 0 not injected); 12 containers: 8 wrapped, 3 captured by another log source, 0 not captured, 1 left out\n"
 	if !strings.HasSuffix(r.stderr, want) {
 		t.Fatalf("summary:\n%s\nwant %s", r.stderr, want)
+	}
+	for _, name := range []string{"cartservice", "paymentservice", "recommendationservice"} {
+		if !strings.Contains(r.stderr, "deployment/"+name+" injected; from the kubelet (log source api): server") {
+			t.Errorf("the report does not name %s's container as read from the kubelet:\n%s", name, r.stderr)
+		}
+	}
+	// Where the api log source cannot work (kubelet stats off: no node
+	// proxy), they are not captured.
+	r = runCLI(t, nil, "inject", "-f", "testdata/corpus/08-demo-shop.yaml", "--kubelet-stats", "off")
+	if want := "12 containers: 8 wrapped, 3 not captured, 1 left out\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Fatalf("summary with kubelet stats off:\n%s\nwant %s", r.stderr, want)
 	}
 	for _, name := range []string{"cartservice", "paymentservice", "recommendationservice"} {
 		if !strings.Contains(r.stderr, "deployment/"+name+" injected; not captured: server") {

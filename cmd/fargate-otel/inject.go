@@ -185,6 +185,9 @@ func report(w io.Writer, obj manifest.Object) {
 		if obj.Status != nil && len(obj.Status.Containers) > 0 {
 			_, _ = fmt.Fprintf(w, " (logs of %v)", obj.Status.Containers)
 		}
+		if obj.Status != nil && len(obj.Status.Followed()) > 0 {
+			_, _ = fmt.Fprintf(w, "; from the kubelet (log source api): %s", strings.Join(obj.Status.Followed(), ", "))
+		}
 		if obj.Status != nil && len(obj.Status.NotCaptured()) > 0 {
 			_, _ = fmt.Fprintf(w, "; not captured: %s", strings.Join(obj.Status.NotCaptured(), ", "))
 		}

@@ -81,10 +81,13 @@ func TestWorkloadMetadataWarning(t *testing.T) {
 // container had no command says which, and how to redo it; once a command
 // is known (an annotation added to the injected template, or --command),
 // it says --reinject will use it, and --reinject wraps it, changing only
-// injected lines.
+// injected lines. Kubelet stats are off, so that the api log source, which
+// reads such a container from the kubelet through the node proxy, cannot
+// capture it (TestFollowsWhatCannotBeWrapped shows it with the proxy).
 func TestAlreadyInjectedNamesWhatIsMissing(t *testing.T) {
-	first := runCLI(t, nil, "inject", "-f", apiFile)
-	again := runCLI(t, []byte(first.stdout), "inject", "-f", "-")
+	off := []string{"--kubelet-stats", "off"}
+	first := runCLI(t, nil, append([]string{"inject", "-f", apiFile}, off...)...)
+	again := runCLI(t, []byte(first.stdout), append([]string{"inject", "-f", "-"}, off...)...)
 	for _, want := range []string{
 		"deployment/api already injected, unchanged; not captured when it was injected: api",
 		"hint: give their command (--command api=JSON, --resolve, or the annotation fargate-otel.io/command on the pod template), then run again with --reinject",
@@ -102,11 +105,11 @@ func TestAlreadyInjectedNamesWhatIsMissing(t *testing.T) {
 	if edited == first.stdout {
 		t.Fatal("could not add the annotation")
 	}
-	r := runCLI(t, []byte(edited), "inject", "-f", "-", "--strict")
+	r := runCLI(t, []byte(edited), append([]string{"inject", "-f", "-", "--strict"}, off...)...)
 	if r.code != exitNotCaptured || !strings.Contains(r.stderr, "hint: a command for api is known now: run again with --reinject to inject deployment/api anew with it") {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
-	re := runCLI(t, []byte(edited), "inject", "-f", "-", "--strict", "--reinject")
+	re := runCLI(t, []byte(edited), append([]string{"inject", "-f", "-", "--strict", "--reinject"}, off...)...)
 	if re.code != 0 || !strings.Contains(re.stderr, "deployment/api injected anew (logs of [api metrics-proxy])") {
 		t.Fatalf("--reinject: exit %d:\n%s", re.code, re.stderr)
 	}
@@ -121,7 +124,7 @@ func TestAlreadyInjectedNamesWhatIsMissing(t *testing.T) {
 	// The same as injecting the original with the command given.
 	orig, _ := os.ReadFile(apiFile)
 	withAnn := strings.Replace(string(orig), "        prometheus.io/port: \"9090\"\n", "        prometheus.io/port: \"9090\"\n        fargate-otel.io/command: '{\"api\":[\"/app/api\"]}'\n", 1)
-	direct := runCLI(t, []byte(withAnn), "inject", "-f", "-")
+	direct := runCLI(t, []byte(withAnn), append([]string{"inject", "-f", "-"}, off...)...)
 	var d2 appsv1.Deployment
 	strict(t, direct.stdout, &d2)
 	if a, b := mustJSON(t, d.Spec.Template), mustJSON(t, d2.Spec.Template); a != b {

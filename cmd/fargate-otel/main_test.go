@@ -141,10 +141,11 @@ func TestInjectWorkloads(t *testing.T) {
 	strict(t, out[6], &ds)
 	checkTemplate(t, "daemonset", &ds.Spec.Template, true)
 
-	// The report names each workload and the container it could not wrap.
+	// The report names each workload and the container it could not wrap
+	// (read from the kubelet instead).
 	for _, want := range []string{"deployment/web injected", "job/migrate injected", "cronjob/report injected", "statefulset/cache injected",
-		"container cache is not captured: it has no command", "hint: give such containers their command with --command", "let --resolve read it", "daemonset/agent injected",
-		"summary: 5 pod templates (5 injected, 0 already injected, 0 not injected); 5 containers: 4 wrapped, 1 not captured, 0 left out"} {
+		"container cache is not wrapped: it has no command", "from the kubelet (log source api): cache", "hint: give such containers their command with --command", "let --resolve read it", "daemonset/agent injected",
+		"summary: 5 pod templates (5 injected, 0 already injected, 0 not injected); 5 containers: 4 wrapped, 1 captured by another log source, 0 not captured, 0 left out"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("report lacks %q:\n%s", want, r.stderr)
 		}
@@ -161,7 +162,8 @@ func TestInjectWorkloads(t *testing.T) {
 }
 
 // checkTemplate checks the shape of an injected template: the native
-// sidecar first, the status, and whether the app container is wrapped.
+// sidecar first, the status, and whether the app container is wrapped (if
+// not, the follower reads it from the kubelet: log source api).
 func checkTemplate(t *testing.T, what string, tmpl *corev1.PodTemplateSpec, wrapped bool) {
 	t.Helper()
 	if _, ok := tmpl.Annotations["fargate-otel.io/status"]; !ok {
@@ -174,7 +176,7 @@ func checkTemplate(t *testing.T, what string, tmpl *corev1.PodTemplateSpec, wrap
 	}
 	want := []string{injector.InitContainerName, injector.CollectorContainerName}
 	if !wrapped {
-		want = want[1:]
+		want = []string{injector.CollectorContainerName, injector.FollowerContainerName}
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("%s: init containers %v, want %v", what, names, want)

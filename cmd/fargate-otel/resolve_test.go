@@ -50,7 +50,8 @@ spec:
 	if len(pod.Spec.Containers[1].Command) != 0 {
 		t.Fatalf("the container whose image is missing was wrapped: %q", pod.Spec.Containers[1].Command)
 	}
-	if !strings.Contains(r.stderr, "container gone is not captured: reading the entrypoint of image "+missing+" failed") {
+	if !strings.Contains(r.stderr, "container gone is not wrapped: reading the entrypoint of image "+missing+" failed") ||
+		!strings.Contains(r.stderr, "meanwhile its logs are read from the kubelet (log source api") {
 		t.Fatalf("no warning for the failed look-up:\n%s", r.stderr)
 	}
 	if strings.Contains(r.stderr, "let --resolve read it") {

@@ -55,6 +55,8 @@ type env struct {
 	cli      string
 	// injectorReplicas is the chart's, restored after the fail-open test.
 	injectorReplicas int32
+	// registry answers 500 for scenario.UnreadableRepository.
+	registry *scenario.TestRegistry
 }
 
 func TestProduct(t *testing.T) {
@@ -112,7 +114,7 @@ func TestProduct(t *testing.T) {
 	if err := c.ImportImage(ctx, sinkArchive); err != nil {
 		t.Fatal(err)
 	}
-	cluster.ServeRegistryT(t)
+	e.registry = scenario.ServeRegistryT(t, scenario.UnreadableRepository)
 	appImg, appRef, err := bins.AppImage(cluster.RegistryHost)
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +192,12 @@ func TestProduct(t *testing.T) {
 	})
 	t.Run("5 opted-out pods and pods of other namespaces are untouched", func(t *testing.T) {
 		testUntouched(ctx, t, e)
+	})
+	t.Run("10 the api log source: an entrypoint the registry cannot give (500), both streams once across collector, follower and app restarts", func(t *testing.T) {
+		testLogSourceAPI(ctx, t, e)
+	})
+	t.Run("10 no workload service account may get pods/log, nor nodes/proxy outside mode direct", func(t *testing.T) {
+		testNoLogAccess(ctx, t, e)
 	})
 	t.Run("7 the app's service account cannot get nodes/proxy in mode proxy", func(t *testing.T) {
 		testNoNodesProxy(ctx, t, e)

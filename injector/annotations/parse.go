@@ -45,6 +45,10 @@ type Options struct {
 	// container name (AllContainers for every container; "" for none).
 	Multiline map[string]string
 	LogParser map[string]string
+
+	// LogSource is the log-source annotation's value by container name
+	// (AllContainers for every container): auto, wrap or api.
+	LogSource map[string]string
 }
 
 // ConfigMapRef names a ConfigMap key in the pod's own namespace.
@@ -160,6 +164,10 @@ func Parse(ann map[string]string) (Options, []string) {
 			var w []string
 			o.LogParser, w = parseParsing(key, v, sidecarconfig.CheckParser)
 			warns = append(warns, w...)
+		case LogSource:
+			var w []string
+			o.LogSource, w = parseLogSource(v)
+			warns = append(warns, w...)
 		default:
 			warns = append(warns, fmt.Sprintf("annotation %s is not one fargate-otel knows (typo?); known: %s", key, strings.Join(Known(), ", ")))
 		}
@@ -170,7 +178,7 @@ func Parse(ann map[string]string) (Options, []string) {
 // Known lists the annotations users may set, for messages and docs.
 func Known() []string {
 	return []string{Containers, SkipContainers, Command, Logs, Metrics, Traces, LogFormat,
-		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing, Multiline, LogParser}
+		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing, Multiline, LogParser, LogSource}
 }
 
 func splitList(v string) []string {

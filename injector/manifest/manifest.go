@@ -272,7 +272,7 @@ func (s *stream) workload(node *yaml.Node, doc, item int) (*workload, bool) {
 	}
 	for _, list := range [][]corev1.Container{w.pod.Spec.InitContainers, w.pod.Spec.Containers} {
 		for _, c := range list {
-			if c.Name != injector.InitContainerName && c.Name != injector.CollectorContainerName {
+			if c.Name != injector.InitContainerName && c.Name != injector.CollectorContainerName && c.Name != injector.FollowerContainerName {
 				w.obj.Containers = append(w.obj.Containers, c.Name)
 			}
 		}
@@ -365,7 +365,9 @@ func (w *workload) inject(opts Options, m *merger) {
 }
 
 // UnwrappedForLackOfCommand lists the containers left unwrapped because
-// their command is unknown, for the CLI's hints.
+// their command is unknown, for the CLI's hints: not captured, or read
+// from the kubelet (log source api), where wrapping keeps stdout and
+// stderr apart.
 func UnwrappedForLackOfCommand(o Object) []string {
 	if o.Status == nil {
 		return nil
@@ -373,7 +375,8 @@ func UnwrappedForLackOfCommand(o Object) []string {
 	var out []string
 	for _, w := range o.Warnings {
 		for _, name := range o.Status.Unwrapped {
-			if strings.Contains(w, "container "+name+" is not captured: it has no command") {
+			if strings.Contains(w, "container "+name+" is not captured: it has no command") ||
+				strings.Contains(w, "container "+name+" is not wrapped: it has no command") {
 				out = append(out, name)
 			}
 		}

@@ -241,6 +241,9 @@ func TestInjectorConfigFile(t *testing.T) {
 		t.Errorf("exporters %+v: want OTLP to the gateway", cfg.Exporters)
 	}
 	def := injector.DefaultConfig()
+	if !cfg.Follower.Enabled || !equality.Semantic.DeepEqual(cfg.Follower.Resources, def.Follower.Resources) {
+		t.Errorf("follower %+v, want the injector's defaults %+v", cfg.Follower, def.Follower)
+	}
 	if cfg.Logs.VolumeSizeLimit.Cmp(def.Logs.VolumeSizeLimit) != 0 || cfg.Logs.MaxSize.Cmp(def.Logs.MaxSize) != 0 || cfg.Logs.MaxBackups != def.Logs.MaxBackups {
 		t.Errorf("logs %+v, want the injector's defaults %+v", cfg.Logs, def.Logs)
 	}
@@ -256,6 +259,7 @@ func TestInjectorConfigFile(t *testing.T) {
 		"logs":          map[string]any{"volumeSizeLimit": "1Gi", "maxSize": "50Mi", "maxBackups": 2, "format": "raw"},
 		"collector":     map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "50m", "memory": "100Mi"}, "limits": map[string]any{"memory": "300Mi"}}},
 		"fargateSizing": "fixed",
+		"follower":      map[string]any{"enabled": false, "resources": map[string]any{"requests": map[string]any{"memory": "40Mi"}, "limits": map[string]any{"memory": "96Mi"}}},
 	}))
 	for what, ok := range map[string]bool{
 		"clusterName":      cfg.ClusterName == "prod-eu",
@@ -270,6 +274,7 @@ func TestInjectorConfigFile(t *testing.T) {
 		"collector":        cfg.Collector.Resources.Limits.Memory().String() == "300Mi" && cfg.Collector.Resources.Requests.Cpu().String() == "50m",
 		"fargateSizing":    cfg.FargateSizing == "fixed",
 		"minRequests kept": cfg.Collector.MinRequests.Memory().String() == "64Mi",
+		"follower":         !cfg.Follower.Enabled && cfg.Follower.Resources.Requests.Memory().String() == "40Mi" && cfg.Follower.Resources.Limits.Memory().String() == "96Mi",
 	} {
 		if !ok {
 			t.Errorf("%s not carried into the config file: %+v", what, cfg)

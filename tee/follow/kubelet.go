@@ -130,9 +130,10 @@ func advice(code int) string {
 	return ""
 }
 
-// get sends a GET to path under the kubelet proxy with query, and returns
-// the response of a 200; any other answer is an *httpError.
-func (k *kubelet) get(ctx context.Context, path string, query url.Values) (*http.Response, error) {
+// get sends a GET to path under the kubelet proxy with query (raw, as
+// logOptions.query writes it), and returns the response of a 200; any
+// other answer is an *httpError.
+func (k *kubelet) get(ctx context.Context, path string, query string) (*http.Response, error) {
 	client, err := k.httpClient()
 	if err != nil {
 		return nil, err
@@ -143,7 +144,7 @@ func (k *kubelet) get(ctx context.Context, path string, query url.Values) (*http
 	}
 	u := *k.base
 	u.Path += path
-	u.RawQuery = query.Encode()
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -169,7 +170,7 @@ func (k *kubelet) get(ctx context.Context, path string, query url.Values) (*http
 func (k *kubelet) pods(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := k.get(ctx, "/pods", nil)
+	resp, err := k.get(ctx, "/pods", "")
 	if err != nil {
 		return nil, err
 	}
@@ -188,13 +189,17 @@ type logOptions struct {
 	since    int64 // unix ns; 0: from the start
 }
 
-func (o logOptions) query() url.Values {
-	q := url.Values{"follow": {"true"}, "timestamps": {"true"}}
+// query is written out, not encoded: the node proxy checks the raw query
+// and refuses any %-escape (url.Values would write the time's colons as
+// %3A), and the characters of an RFC 3339 time in UTC (digits, -, :, .,
+// T, Z) need none in a query (RFC 3986).
+func (o logOptions) query() string {
+	q := "follow=true&timestamps=true"
 	if o.since != 0 {
-		q.Set("sinceTime", time.Unix(0, o.since).UTC().Format(time.RFC3339Nano))
+		q += "&sinceTime=" + time.Unix(0, o.since).UTC().Format(time.RFC3339Nano)
 	}
 	if o.previous {
-		q.Set("previous", "true")
+		q += "&previous=true"
 	}
 	return q
 }

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fargate-otel/fargate-otel/nodeproxy/pathfilter"
 )
 
 // timeFormatOut is the kubelet's RFC3339NanoFixed.
@@ -263,6 +265,11 @@ func (k *Kubelet) check(r *http.Request) (int, string) {
 	}
 	if r.Header.Get("Authorization") != "Bearer "+k.token {
 		return http.StatusUnauthorized, "Unauthorized"
+	}
+	// The node proxy's own filter, on the raw request target: what it
+	// refuses (a %-escape, a key it does not serve) never reaches a kubelet.
+	if _, err := pathfilter.Allow(r.Method, r.RequestURI); err != nil {
+		return http.StatusNotFound, "fargate-otel-nodeproxy: " + err.Error()
 	}
 	if !strings.HasPrefix(r.URL.Path, "/api/v1/nodes/"+k.Node+"/proxy/") {
 		return http.StatusForbidden, "not this node"
