@@ -307,4 +307,31 @@ func TestRender(t *testing.T) {
 	if c := byName["# daemonset/agent"]; !strings.Contains(c, "otlp_http/vendor") || strings.Contains(c, "otlp_grpc/gateway") {
 		t.Errorf("daemonset config does not use its ConfigMap's exporters:\n%s", c)
 	}
+
+	// Injected with other settings, each workload renders what its pod
+	// carries, not what the flags of this run say: the same configs.
+	injected := runCLI(t, nil, "inject", "-f", "testdata/workloads.yaml")
+	if injected.code != 0 {
+		t.Fatalf("inject: exit %d: %s", injected.code, injected.stderr)
+	}
+	again := runCLI(t, []byte(injected.stdout), "render", "-f", "-", "--cluster-name", "not-this-one")
+	if again.code != 0 {
+		t.Fatalf("render of injected workloads: exit %d: %s", again.code, again.stderr)
+	}
+	if n := len(documents(again.stdout)); n != len(docs) {
+		t.Fatalf("%d configs for %d injected workloads", n, len(docs))
+	}
+	for _, d := range documents(again.stdout) {
+		name := strings.SplitN(d, "\n", 2)[0]
+		if strings.Contains(d, "not-this-one") {
+			t.Errorf("%s: rendered from the flags, not from its pod:\n%s", name, d)
+		}
+		want := strings.Replace(d, "# already injected: the config its sidecar was given at admission\n", "", 1)
+		if want == d {
+			t.Errorf("%s: not said to be already injected:\n%s", name, d)
+		}
+		if byName[name] != want {
+			t.Errorf("%s: the injected pod's config differs from the one rendered before injection:\n%s\nbefore:\n%s", name, want, byName[name])
+		}
+	}
 }

@@ -77,6 +77,17 @@ func (o *renderOptions) run(stdin io.Reader, stdout, stderr io.Writer, cfg injec
 }
 
 func renderOne(stdout, stderr io.Writer, pod *corev1.Pod, cfg injector.Config, header string) error {
+	if hasCollector(pod) {
+		// An injected pod runs the settings it carries, whatever this
+		// machine's flags say: render those (a live config from the fleet
+		// may have replaced them since; `fargate-otel fleet` shows its hash).
+		out, err := injector.CollectorConfigOf(pod)
+		if err != nil {
+			return fmt.Errorf("already injected, but its sidecar's settings do not decode (re-inject it with fargate-otel inject --reinject): %w", err)
+		}
+		_, err = fmt.Fprint(stdout, header, "# already injected: the config its sidecar was given at admission\n", string(out))
+		return err
+	}
 	cc, warnings, err := injector.CollectorConfig(pod, cfg)
 	if err != nil {
 		return err
@@ -90,4 +101,20 @@ func renderOne(stdout, stderr io.Writer, pod *corev1.Pod, cfg injector.Config, h
 	}
 	_, err = fmt.Fprint(stdout, header, string(out))
 	return err
+}
+
+// hasCollector tells an injected pod: it has the collector sidecar (as an
+// init container when native, else as a container).
+func hasCollector(pod *corev1.Pod) bool {
+	if pod == nil {
+		return false
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name == injector.CollectorContainerName {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +140,11 @@ func Peer(o Options) http.Handler {
 			code := http.StatusServiceUnavailable
 			if errors.Is(err, callerauth.ErrUnauthenticated) {
 				code = http.StatusUnauthorized
+			}
+			var limited *callerauth.RateLimitError
+			if errors.As(err, &limited) {
+				// The peer waits this long and asks once more (peers.fetch).
+				w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
 			}
 			http.Error(w, err.Error(), code)
 			return

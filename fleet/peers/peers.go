@@ -155,33 +155,60 @@ func (p *Peers) client() (*http.Client, error) {
 	}}, nil
 }
 
+// fetch reads one peer's agents. A peer that cannot review this replica's
+// token now (its review rate limit, spent by unknown tokens from this
+// address) says when to ask again: within the read's budget, ask once more
+// then, since once reviewed the token stays cached there.
 func (p *Peers) fetch(ctx context.Context, c *http.Client, ep Endpoint) (api.AgentList, error) {
+	deadline := time.Now().Add(p.o.Timeout)
+	l, retryAfter, err := p.fetchOnce(ctx, c, ep)
+	if err == nil || retryAfter <= 0 || time.Now().Add(retryAfter).After(deadline) {
+		return l, err
+	}
+	t := time.NewTimer(retryAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return api.AgentList{}, fmt.Errorf("%w (waiting to ask again: %w)", err, ctx.Err())
+	case <-t.C:
+	}
+	l, _, err = p.fetchOnce(ctx, c, ep)
+	return l, err
+}
+
+// fetchOnce is one read; retryAfter is the wait a 429 or 503 asked for.
+func (p *Peers) fetchOnce(ctx context.Context, c *http.Client, ep Endpoint) (_ api.AgentList, retryAfter time.Duration, _ error) {
 	tok, err := os.ReadFile(p.o.TokenFile)
 	if err != nil {
-		return api.AgentList{}, fmt.Errorf("this replica's token: %w", err)
+		return api.AgentList{}, retryAfter, fmt.Errorf("this replica's token: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+ep.Address+api.PathPeerAgents, nil)
 	if err != nil {
-		return api.AgentList{}, err
+		return api.AgentList{}, retryAfter, err
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	resp, err := c.Do(req)
 	if err != nil {
-		return api.AgentList{}, err
+		return api.AgentList{}, retryAfter, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return api.AgentList{}, err
+		return api.AgentList{}, retryAfter, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return api.AgentList{}, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+				retryAfter = time.Duration(secs) * time.Second
+			}
+		}
+		return api.AgentList{}, retryAfter, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	var l api.AgentList
 	if err := json.Unmarshal(body, &l); err != nil {
-		return api.AgentList{}, fmt.Errorf("not the fleet API's JSON: %w", err)
+		return api.AgentList{}, retryAfter, fmt.Errorf("not the fleet API's JSON: %w", err)
 	}
-	return l, nil
+	return l, 0, nil
 }
 
 // ErrNotPeer is wrapped when a token is genuine but not a fleet server's.

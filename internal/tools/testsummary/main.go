@@ -72,8 +72,12 @@ func summarize(r io.Reader, out io.Writer, verbose bool) summary {
 					if b := outputs[k]; b != nil {
 						w.print(b.String())
 					}
+				} else if e.Action == "skip" {
+					// go test says "skip" for a package without test files:
+					// nothing was skipped, so the line must not read SKIP.
+					w.print(fmt.Sprintf("---- %s (no test files)\n", e.Package))
 				} else {
-					w.print(fmt.Sprintf("%-4s %s (%.1fs)\n", strings.ToUpper(e.Action), e.Package, e.Elapsed))
+					w.print(fmt.Sprintf("PASS %s (%.1fs)\n", e.Package, e.Elapsed))
 				}
 				delete(outputs, k)
 				continue

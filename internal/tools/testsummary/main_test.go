@@ -18,6 +18,8 @@ func TestSummarize(t *testing.T) {
 		`# q [build failed]`,
 		`{"Action":"output","Package":"q","Output":"q.go:1: syntax error\n"}`,
 		`{"Action":"fail","Package":"q"}`,
+		`{"Action":"output","Package":"n","Output":"?   \tn\t[no test files]\n"}`,
+		`{"Action":"skip","Package":"n"}`,
 		`{"Action":"run","Package":"r","Test":"TestHangs"}`,
 		`{"Action":"output","Package":"r","Test":"TestHangs","Output":"panic: test timed out\n"}`,
 	}, "\n")
@@ -30,6 +32,9 @@ func TestSummarize(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if !strings.Contains(out.String(), "---- n (no test files)") || strings.Contains(out.String(), "SKIP") {
+		t.Errorf("a package without test files must read as such, not SKIP:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "a says hi") {
 		t.Errorf("output of a passing test was printed:\n%s", out.String())
