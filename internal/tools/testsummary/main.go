@@ -67,16 +67,17 @@ func summarize(r io.Reader, out io.Writer, verbose bool) summary {
 			}
 		case "pass", "fail", "skip":
 			if e.Test == "" {
-				if e.Action == "fail" {
+				switch e.Action {
+				case "fail":
 					s.badPackages++
 					if b := outputs[k]; b != nil {
 						w.print(b.String())
 					}
-				} else if e.Action == "skip" {
+				case "skip":
 					// go test says "skip" for a package without test files:
 					// nothing was skipped, so the line must not read SKIP.
 					w.print(fmt.Sprintf("---- %s (no test files)\n", e.Package))
-				} else {
+				default:
 					w.print(fmt.Sprintf("PASS %s (%.1fs)\n", e.Package, e.Elapsed))
 				}
 				delete(outputs, k)
