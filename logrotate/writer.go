@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -102,6 +103,9 @@ func Open(path string, opts Options) (*Writer, error) {
 		name: filepath.Base(path),
 		opts: opts,
 	}
+	// A temporary file left by a rotation cut short (the process killed
+	// between its create and its rename) is empty: nothing to keep.
+	_ = os.Remove(w.tempPath())
 	if err := w.openCurrent(); err != nil {
 		return nil, err
 	}
@@ -235,7 +239,7 @@ func (w *Writer) rotate() error {
 	}
 	at := nextBackupTime(w.dir, w.name, w.opts.Now(), newest)
 	name := BackupName(w.name, at)
-	switch err := os.Rename(w.path, filepath.Join(w.dir, name)); {
+	switch err := w.moveToBackup(filepath.Join(w.dir, name)); {
 	case err == nil:
 		w.backups = append(w.backups, backup{file: name, at: at, size: w.size})
 	case !errors.Is(err, os.ErrNotExist): // a vanished file needs no backup
@@ -247,6 +251,48 @@ func (w *Writer) rotate() error {
 	}
 	w.enforce()
 	return nil
+}
+
+// moveToBackup gives the current file its backup name and puts an empty
+// file in its place without a moment in which the name is missing: the
+// backup is a hard link, and the empty file, created under a temporary
+// name, replaces the current name in one rename. A reader that lists the
+// folder and then opens the current file (file_log on every poll) would
+// otherwise find it gone now and then and log "Failed to open file". Where
+// the file system has no hard links, it falls back to rename then create.
+func (w *Writer) moveToBackup(backupPath string) error {
+	if err := os.Link(w.path, backupPath); err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrExist) {
+			return err
+		}
+		return os.Rename(w.path, backupPath)
+	}
+	tmp := w.tempPath()
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err == nil {
+		_ = f.Chmod(FileMode)
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, w.path)
+	}
+	if err != nil {
+		// The backup holds the content; drop the current name so that the
+		// next open starts an empty file, as a rename would have.
+		_ = os.Remove(tmp)
+		if rerr := os.Remove(w.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			_ = os.Remove(backupPath)
+			return fmt.Errorf("replace %s after linking its backup: %w", w.path, err)
+		}
+	}
+	return nil
+}
+
+// tempPath is where the next current file is created. It does not end in
+// the current name or hold ".log", so that the collector's include globs
+// (*.log, *.log.*) and the backup listing never see it.
+func (w *Writer) tempPath() string {
+	return filepath.Join(w.dir, "."+strings.TrimSuffix(w.name, filepath.Ext(w.name))+".next")
 }
 
 // enforce deletes backups beyond MaxBackups, then the oldest siblings and
