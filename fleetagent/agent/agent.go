@@ -27,8 +27,8 @@ import (
 	"github.com/open-telemetry/opamp-go/client/types"
 	"github.com/open-telemetry/opamp-go/protobufs"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/figures"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/figures"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
