@@ -14,11 +14,11 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/otelcol"
 
-	"github.com/fargate-otel/fargate-otel/fleetagent/agent"
 	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/drain"
+	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/settingsprovider"
+	"github.com/fargate-otel/fargate-otel/fleetagent/agent"
 	"github.com/fargate-otel/fargate-otel/fleetagent/figures"
 	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/settingsprovider"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 

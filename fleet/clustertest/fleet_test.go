@@ -577,8 +577,12 @@ func testKind(t *testing.T, e *env, r *replica) {
 	// The replica has live settings: the sidecar of no kind gets them, the
 	// gateway does not.
 	poll(t, 20*time.Second, "the sidecar of no kind gets the live settings", func() error {
-		if a, err := agentIn(mustFleet(t, r), string(old.UID)); err != nil || a.RemoteConfig.Status != "APPLIED" {
-			return fmt.Errorf("%+v %v", a.RemoteConfig, err)
+		a, err := agentIn(mustFleet(t, r), string(old.UID))
+		if err != nil {
+			return err
+		}
+		if a.RemoteConfig.Status != "APPLIED" {
+			return fmt.Errorf("remote config %+v", a.RemoteConfig)
 		}
 		return nil
 	})

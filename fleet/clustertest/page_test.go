@@ -83,7 +83,7 @@ func testPage(t *testing.T, r *replica) {
 	header := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#agents thead th")).map(function (h) { return h.textContent; }).join(",")`)))
 	shopKinds := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('tr.agent[data-namespace="shop"] td.kind')).map(function (c) { return c.textContent; }).join(",")`)))
 	for _, sel := range []string{`kind", "gateway`, `namespace", "`} {
-		mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`(function (id, v) { var s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event("change")); return s.value; })("` + sel + `")`)))
+		mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`(function (id, v) { var s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event("change")); return s.value; })("`+sel+`")`)))
 	}
 	gatewayRows := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("tr.agent")).filter(function (r) { return !r.hidden; }).map(function (r) { return r.querySelector("td.pod").textContent + "=" + r.querySelector("td.kind").textContent; }).join(",")`)))
 	kindURL := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`)))
