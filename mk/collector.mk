@@ -2,14 +2,20 @@
 #
 # The binary is cached under .cache/collector/<hash>/ where the hash covers
 # the ocb manifest, go.mod, go.sum, the Go sources (internal/ included), the
-# sidecarconfig module it renders pod settings with, and the Go version: an
-# unchanged distribution is never rebuilt (a cold build takes minutes).
+# local modules it builds with (sidecarconfig, which renders the pod's
+# settings, and fleetagent, the fleet's OpAMP agent it shares with the
+# gateway) and the Go version: an unchanged distribution is never rebuilt (a
+# cold build takes minutes), and an edit of a local module rebuilds it.
 
 COLLECTOR_DIR := $(ROOT)/cmd/fargate-otel-collector
 OCB_VERSION := v0.159.0
 OCB := $(TOOLS_BIN)/builder-$(OCB_VERSION)
 SIDECARCONFIG_DIR := $(ROOT)/sidecarconfig
-COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . $(SIDECARCONFIG_DIR) -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(SIDECARCONFIG_DIR)/go.mod; $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
+FLEETAGENT_DIR := $(ROOT)/fleetagent
+# The local modules' sources and go.mod files, as one list for the hashes of
+# both distributions (find prints paths below $(ROOT) whatever the folder).
+LOCAL_MODULES_FILES = $$(find $(SIDECARCONFIG_DIR) $(FLEETAGENT_DIR) -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(SIDECARCONFIG_DIR)/go.mod $(FLEETAGENT_DIR)/go.mod
+COLLECTOR_HASH := $(shell cd $(COLLECTOR_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(LOCAL_MODULES_FILES); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
 COLLECTOR_CACHED := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
 # The same distribution without the fleet agent (-tags noagent): the
 # reference make bench-collector measures the agent's cost against.
@@ -19,7 +25,7 @@ COLLECTOR_NOAGENT := $(CACHE)/collector/$(COLLECTOR_HASH)/fargate-otel-collector
 # run without it builds it with `make collector`.
 export FARGATE_OTEL_COLLECTOR_BIN := $(COLLECTOR_CACHED)
 
-EXTRA_MODULES += cmd/fargate-otel-collector sidecarconfig
+EXTRA_MODULES += cmd/fargate-otel-collector sidecarconfig fleetagent
 TEST_GO_PREREQS += collector
 TEST_TARGETS += test-collector
 BENCH_TARGETS += bench-collector
@@ -56,9 +62,10 @@ collector-generate: $(OCB) ## regenerate the collector's sources from cmd/fargat
 	cd $(COLLECTOR_DIR) && $(GO) mod tidy && gofmt -w *.go
 
 .PHONY: test-collector
-test-collector: collector ## the collector module's own tests, and sidecarconfig's (the settings it renders)
+test-collector: collector ## the collector module's own tests, sidecarconfig's (the settings it renders) and fleetagent's (the fleet agent)
 	cd $(COLLECTOR_DIR) && $(GO) test -count=1 ./...
 	cd $(SIDECARCONFIG_DIR) && $(GO) test -count=1 ./...
+	cd $(FLEETAGENT_DIR) && $(GO) test -count=1 ./...
 
 .PHONY: bench-collector
 bench-collector: collector $(COLLECTOR_NOAGENT) ## collector budgets: size, idle RSS, what the fleet agent adds, exactly-once line rate, latency

@@ -2,12 +2,14 @@
 # collector the chart runs as a Deployment with gateway.enabled.
 #
 # The binary is cached under .cache/gateway/<hash>/ where the hash covers the
-# ocb manifest, go.mod, go.sum, the Go sources and the Go version, as the
-# sidecar's distribution is (mk/collector.mk): an unchanged distribution is
-# never rebuilt (a cold build takes several minutes on 2 cores).
+# ocb manifest, go.mod, go.sum, the Go sources, the local modules it builds
+# with (fleetagent, the fleet's OpAMP agent, and sidecarconfig, which
+# fleetagent imports) and the Go version, as the sidecar's distribution is
+# (mk/collector.mk): an unchanged distribution is never rebuilt (a cold build
+# takes several minutes on 2 cores), and an edit of a local module rebuilds it.
 
 GATEWAY_DIR := $(ROOT)/cmd/fargate-otel-gateway
-GATEWAY_HASH := $(shell cd $(GATEWAY_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
+GATEWAY_HASH := $(shell cd $(GATEWAY_DIR) 2>/dev/null && { cat manifest.yaml go.mod go.sum $$(find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort) $(LOCAL_MODULES_FILES); $(GO) env GOVERSION; } 2>/dev/null | sha256sum | cut -c1-16)
 GATEWAY_CACHED := $(CACHE)/gateway/$(GATEWAY_HASH)/fargate-otel-gateway
 
 # The gateway's integration tests (gateway/gatewaytest, root module) and
@@ -34,11 +36,13 @@ $(GATEWAY_CACHED):
 	@# keep only the current build
 	@find $(CACHE)/gateway -mindepth 1 -maxdepth 1 -type d ! -name $(GATEWAY_HASH) -exec rm -rf {} +
 
-# The generated main_others.go is kept (the gateway runs otelcol's command
-# as it is); components.go, main.go and go.mod are ocb's.
+# ocb's main_others.go is replaced by run.go (the collector, and the fleet's
+# agent beside it when the fleet env is set: fleet.go), so it is removed
+# after generation; components.go, main.go and go.mod are ocb's.
 .PHONY: gateway-generate
 gateway-generate: $(OCB) ## regenerate the gateway's sources from cmd/fargate-otel-gateway/manifest.yaml (ocb)
 	cd $(GATEWAY_DIR) && $(OCB) --config manifest.yaml --skip-compilation
+	rm -f $(GATEWAY_DIR)/main_others.go
 	cd $(GATEWAY_DIR) && $(GO) mod tidy && gofmt -w *.go
 
 .PHONY: test-gateway

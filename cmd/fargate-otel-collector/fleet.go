@@ -14,16 +14,16 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/otelcol"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/agent"
 	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/drain"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/figures"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/settingsprovider"
+	"github.com/fargate-otel/fargate-otel/fleetagent/agent"
+	"github.com/fargate-otel/fargate-otel/fleetagent/figures"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
 // The fleet agent of a sidecar (FARGATE_OTEL_FLEET_ENDPOINT set): the
-// supervisor connects to the fleet server (internal/agent) and applies its
+// supervisor connects to the fleet server (fleetagent/agent) and applies its
 // live settings (live.go). The agent is left out of a build with the tag
 // noagent, the reference make bench-collector measures it against.
 
@@ -86,7 +86,7 @@ func (f *fleetAgent) prepare(set *otelcol.CollectorSettings) settingsprovider.Op
 			fs.Exporters[t] = figures.WrapExporter(e, f.figures)
 		}
 		fs.Extensions[fleetstatus.Type] = fleetstatus.NewFactory(f.tracker)
-		fs.ExtensionModules[fleetstatus.Type] = "github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus (this distribution)"
+		fs.ExtensionModules[fleetstatus.Type] = "github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus (this project)"
 		return fs, nil
 	}
 	rs := &set.ConfigProviderSettings.ResolverSettings

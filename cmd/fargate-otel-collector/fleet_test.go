@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/otelcol"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 )
 
 // TestTheFleetKeepsTheComponents: with the agent, every receiver and

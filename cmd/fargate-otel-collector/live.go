@@ -18,7 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/drain"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 

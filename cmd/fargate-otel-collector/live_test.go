@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 
 	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/drain"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 

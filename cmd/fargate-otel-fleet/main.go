@@ -42,6 +42,7 @@ func run(args []string) error {
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the release namespace (default $POD_NAMESPACE)")
 	fs.StringVar(&o.Replica, "replica", os.Getenv("POD_NAME"), "this replica's pod name (default $POD_NAME)")
 	fs.StringVar(&o.ServiceAccount, "service-account", "fargate-otel-fleet", "the fleet server's service account: the only one whose replicas may read each other")
+	fs.StringVar(&o.GatewayServiceAccount, "gateway-service-account", "fargate-otel-gateway", "the gateway's service account in the release namespace: its agents are gateways, listed and never sent settings; an agent of another account that says it is a gateway is refused (\"-\": no gateway)")
 	fs.StringVar(&o.Version, "release-version", version.Version, "the release: sidecars of another collector or injector version are stale")
 	fs.StringVar(&o.Listen, "listen", ":4320", "TLS address of the agents' OpAMP and of the peers' reads")
 	fs.StringVar(&o.LocalListen, "local-listen", "127.0.0.1:4321", "address of the page and API (loopback: reached with kubectl port-forward)")

@@ -30,12 +30,14 @@ type fleetOptions struct {
 func newFleetCommand() *cobra.Command {
 	o := &fleetOptions{}
 	cmd := &cobra.Command{
-		Use:   "fleet [-n NAMESPACE] [--unhealthy] [--stale] [--dropping] [-o json] [--web]",
-		Short: "List every sidecar collector the fleet server knows: health, versions, config hash, lines/s and drops",
-		Long: `Lists the injected pods' collector sidecars as the fleet server sees them
-(every replica's view, merged): health, collector and injector versions, the
-hash of the config each runs and where it stands with the live settings,
-lines read and dropped per second.
+		Use:   "fleet [-n NAMESPACE] [--kind sidecar|gateway] [--unhealthy] [--stale] [--dropping] [-o json] [--web]",
+		Short: "List every sidecar collector and gateway replica the fleet server knows: health, versions, config hash, lines/s and drops",
+		Long: `Lists the injected pods' collector sidecars, and the gateway's replicas when
+the chart runs the gateway, as the fleet server sees them (every replica's
+view, merged): kind, health, collector and injector versions, the hash of the
+config each runs and where it stands with the live settings (a gateway runs
+the chart's config and is never sent any), lines read and dropped per second.
+The kind comes from each agent's service account, not from what it says.
 
 It reaches the fleet server with a port-forward to one of its pods (your own
 RBAC: create pods/portforward in the release namespace), or at --url.
@@ -43,6 +45,7 @@ RBAC: create pods/portforward in the release namespace), or at --url.
 		Example: `  fargate-otel fleet
   fargate-otel fleet -n shop --unhealthy
   fargate-otel fleet --stale -o json
+  fargate-otel fleet --kind gateway
   fargate-otel fleet --web`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
@@ -53,6 +56,7 @@ RBAC: create pods/portforward in the release namespace), or at --url.
 	f.StringVar(&o.releaseNS, "release-namespace", api.DefaultNamespace, "namespace the chart is installed in")
 	f.StringVar(&o.url, "url", "", "the fleet server's local API (e.g. http://127.0.0.1:4321 through your own port-forward) instead of port-forwarding")
 	f.StringVarP(&o.filter.Namespace, "namespace", "n", "", "only the sidecars of this namespace")
+	f.StringVar(&o.filter.Kind, "kind", "", "only agents of this kind: sidecar or gateway")
 	f.BoolVar(&o.filter.Unhealthy, "unhealthy", false, "only sidecars that are unhealthy, disconnected, or whose live settings failed")
 	f.BoolVar(&o.filter.Stale, "stale", false, "only sidecars of another release, or not running their live settings")
 	f.BoolVar(&o.filter.Dropping, "dropping", false, "only sidecars that dropped lines or failed exports lately")
@@ -65,6 +69,9 @@ RBAC: create pods/portforward in the release namespace), or at --url.
 func (o *fleetOptions) run(cmd *cobra.Command) error {
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("--output %q: use table or json", o.output)
+	}
+	if err := api.CheckKind(o.filter.Kind); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
@@ -122,12 +129,15 @@ func (o *fleetOptions) connect(ctx context.Context) (api.Client, func(), error) 
 	return api.PortForward(pfCtx, cfg, o.releaseNS)
 }
 
-// printFleet writes the sidecars as a table, with a summary line.
+// printFleet writes the agents as a table, with a summary line.
 func printFleet(w io.Writer, f api.Fleet) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "NAMESPACE\tPOD\tNODE\tHEALTH\tCOLLECTOR\tINJECTOR\tCONFIG\tLIVE SETTINGS\tLINES/S\tDROPS/S\tREPLICA")
-	unhealthy, stale, dropping := 0, 0, 0
+	_, _ = fmt.Fprintln(tw, "NAMESPACE\tPOD\tKIND\tNODE\tHEALTH\tCOLLECTOR\tINJECTOR\tCONFIG\tLIVE SETTINGS\tLINES/S\tDROPS/S\tREPLICA")
+	unhealthy, stale, dropping, gateways := 0, 0, 0, 0
 	for _, a := range f.Agents {
+		if a.Kind == api.KindGateway {
+			gateways++
+		}
 		if a.Unhealthy() {
 			unhealthy++
 		}
@@ -137,14 +147,18 @@ func printFleet(w io.Writer, f api.Fleet) error {
 		if a.Dropping() {
 			dropping++
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			a.Namespace, a.Pod, dash(a.Node), health(a), dash(a.CollectorVersion), dash(a.InjectorVersion), dash(shortHash(a.ConfigHash)),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			a.Namespace, a.Pod, dash(a.Kind), dash(a.Node), health(a), dash(a.CollectorVersion), dash(a.InjectorVersion), dash(shortHash(a.ConfigHash)),
 			liveSettings(a), rate(a.Figures.LinesPerSecond), rate(a.Figures.DropsPerSecond), a.Replica)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d sidecars: %d unhealthy, %d stale, %d dropping (%d fleet server replicas)\n", len(f.Agents), unhealthy, stale, dropping, len(f.Replicas))
+	agents := fmt.Sprintf("%d sidecars", len(f.Agents)-gateways)
+	if gateways > 0 {
+		agents += fmt.Sprintf(" and %d gateway replicas", gateways)
+	}
+	_, err := fmt.Fprintf(w, "%s: %d unhealthy, %d stale, %d dropping (%d fleet server replicas)\n", agents, unhealthy, stale, dropping, len(f.Replicas))
 	return err
 }
 
@@ -164,6 +178,8 @@ func liveSettings(a api.Agent) string {
 	rc := a.RemoteConfig
 	s := "own"
 	switch {
+	case a.Kind == api.KindGateway:
+		s = "chart's"
 	case rc.DesiredError != "":
 		s = "not sent"
 	case rc.Desired == "":

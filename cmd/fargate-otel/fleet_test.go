@@ -19,8 +19,12 @@ func fleetServer(t *testing.T) string {
 	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
 	add := func(uid, ns, pod, collector string, healthy bool, dropped int64) {
 		conn := new(int)
-		reg.Connect(registry.Identity{UID: uid, Namespace: ns, Pod: pod}, conn)
-		reg.SetDescription(uid, conn, registry.Description{Node: "fargate-ip-1", CollectorVersion: collector, InjectorVersion: "0.1.0", ConfigHash: "0123456789abcdef"})
+		kind, injector := api.KindSidecar, "0.1.0"
+		if strings.HasPrefix(pod, "fargate-otel-gateway-") {
+			kind, injector = api.KindGateway, ""
+		}
+		reg.Connect(registry.Identity{UID: uid, Namespace: ns, Pod: pod, Kind: kind}, conn)
+		reg.SetDescription(uid, conn, registry.Description{Node: "fargate-ip-1", CollectorVersion: collector, InjectorVersion: injector, ConfigHash: "0123456789abcdef"})
 		reg.SetHealth(uid, conn, api.Health{Reported: true, Healthy: healthy})
 		reg.AddFigures(uid, conn, registry.FiguresReport{LinesRead: map[string]int64{"app/stdout": 0}})
 		reg.AddFigures(uid, conn, registry.FiguresReport{LinesRead: map[string]int64{"app/stdout": 10}, WrapperDropped: map[string]int64{"app": dropped}})
@@ -28,6 +32,7 @@ func fleetServer(t *testing.T) string {
 	add("11111111-1111-1111-1111-111111111111", "shop", "cart-0", "0.1.0", true, 0)
 	add("22222222-2222-2222-2222-222222222222", "shop", "cart-1", "0.1.0", false, 0)
 	add("33333333-3333-3333-3333-333333333333", "billing", "invoice-0", "0.0.9", true, 3)
+	add("44444444-4444-4444-4444-444444444444", "fargate-otel", "fargate-otel-gateway-7d9f-x2", "0.1.0", true, 0)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +49,9 @@ func TestFleetCommand(t *testing.T) {
 		args []string
 		pods []string
 	}{
-		{nil, []string{"invoice-0", "cart-0", "cart-1"}},
+		{nil, []string{"invoice-0", "fargate-otel-gateway-7d9f-x2", "cart-0", "cart-1"}},
+		{[]string{"--kind", "gateway"}, []string{"fargate-otel-gateway-7d9f-x2"}},
+		{[]string{"--kind", "sidecar"}, []string{"invoice-0", "cart-0", "cart-1"}},
 		{[]string{"-n", "shop"}, []string{"cart-0", "cart-1"}},
 		{[]string{"--unhealthy"}, []string{"cart-1"}},
 		{[]string{"--stale"}, []string{"invoice-0"}},
@@ -62,6 +69,12 @@ func TestFleetCommand(t *testing.T) {
 			var got []string
 			for _, a := range f.Agents {
 				got = append(got, a.Pod)
+				if want := map[bool]string{true: api.KindGateway, false: api.KindSidecar}[strings.HasPrefix(a.Pod, "fargate-otel-gateway-")]; a.Kind != want {
+					t.Errorf("%s: kind %q, want %q", a.Pod, a.Kind, want)
+				}
+			}
+			if !strings.Contains(r.stdout, `"kind": "`) {
+				t.Errorf("-o json has no kind:\n%s", r.stdout)
 			}
 			if strings.Join(got, ",") != strings.Join(c.pods, ",") {
 				t.Errorf("pods %v, want %v", got, c.pods)
@@ -72,12 +85,15 @@ func TestFleetCommand(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"NAMESPACE", "cart-1", "unhealthy", "0.0.9", "(stale: version)", "0123456789ab", "3 sidecars: 1 unhealthy, 1 stale, 1 dropping"} {
+	for _, want := range []string{"NAMESPACE", "KIND", "cart-1", "unhealthy", "0.0.9", "(stale: version)", "0123456789ab", "fargate-otel-gateway-7d9f-x2  gateway", "chart's", "3 sidecars and 1 gateway replicas: 1 unhealthy, 1 stale, 1 dropping"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, r.stdout)
 		}
 	}
 	if r := runCLI(t, nil, "fleet", "--url", url, "-o", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "use table or json") {
 		t.Errorf("-o yaml: exit %d, %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, nil, "fleet", "--url", url, "--kind", "daemonset"); r.code == 0 || !strings.Contains(r.stderr, "use sidecar or gateway") {
+		t.Errorf("--kind daemonset: exit %d, %s", r.code, r.stderr)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
+	"github.com/fargate-otel/fargate-otel/fleet/api"
 	"github.com/fargate-otel/fargate-otel/gateway/gatewaytest"
 )
 
@@ -139,6 +140,57 @@ func testGateway(ctx context.Context, t *testing.T, e *env) {
 	}); err != nil {
 		t.Error(err)
 	}
+	checkGatewaysInTheFleet(ctx, t, e, sel)
+}
+
+// checkGatewaysInTheFleet: every running gateway pod (the replacement
+// included) is listed by `fargate-otel fleet --kind gateway` as a connected,
+// healthy gateway that is sent no settings, and the replicas that carried
+// the app's lines say when they exported last.
+func checkGatewaysInTheFleet(ctx context.Context, t *testing.T, e *env, sel string) {
+	t.Helper()
+	cli := scenario.FleetCLI{Bin: e.cli, Kubeconfig: e.c.Kubeconfig}
+	var f api.Fleet
+	err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
+		pods, err := e.c.Client.CoreV1().Pods(scenario.ReleaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return err
+		}
+		if f, err = cli.Fleet(ctx, "--kind", "gateway"); err != nil {
+			return err
+		}
+		byUID := map[string]api.Agent{}
+		for _, a := range f.Agents {
+			byUID[a.UID] = a
+		}
+		running, exported := 0, 0
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+				continue
+			}
+			running++
+			a, ok := byUID[string(p.UID)]
+			switch {
+			case !ok:
+				return fmt.Errorf("gateway pod %s is not in the fleet (%d gateways listed)", p.Name, len(f.Agents))
+			case !a.Connected || !a.Health.Reported || !a.Health.Healthy:
+				return fmt.Errorf("gateway pod %s: connected %v, health %+v", p.Name, a.Connected, a.Health)
+			case a.Kind != api.KindGateway || a.Pod != p.Name || a.Node != p.Spec.NodeName || a.RemoteConfig.Desired != "" || a.ConfigHash == "":
+				return fmt.Errorf("gateway pod %s listed as %+v", p.Name, a)
+			}
+			if !a.Figures.LastExport["logs"].IsZero() {
+				exported++
+			}
+		}
+		if running < scenario.GatewayReplicas || exported == 0 {
+			return fmt.Errorf("%d running gateway pods, %d with a log export in their figures", running, exported)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the gateway's replicas in the fleet: %v", err)
+	}
+	t.Logf("the fleet lists %d gateway replicas, healthy, sent no settings", len(f.Agents))
 }
 
 func deref[T any](p *T) any {

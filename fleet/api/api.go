@@ -24,6 +24,14 @@ const (
 	PathAgentConfig = "/api/v1/agents/"
 )
 
+// Kinds of agents: a pod's collector sidecar, or a replica of the gateway
+// Deployment. The fleet server derives the kind from the agent's verified
+// service account, never from what the agent says.
+const (
+	KindSidecar = "sidecar"
+	KindGateway = "gateway"
+)
+
 // Stale reasons.
 const (
 	// StaleVersion: the collector or the injector that made the pod is not
@@ -34,12 +42,14 @@ const (
 	StaleConfig = "config"
 )
 
-// Agent is one sidecar as a replica sees it. Every string is capped by the
+// Agent is one agent (a sidecar or a gateway replica) as a replica sees it. Every string is capped by the
 // server; no secret is ever in it (effective configs are redacted by the
 // agent and again by the server, and live settings are shown by hash only).
 type Agent struct {
 	// UID is the pod's uid (the agent's instance_uid).
-	UID       string `json:"uid"`
+	UID string `json:"uid"`
+	// Kind is KindSidecar or KindGateway (from the agent's token).
+	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
 	Node      string `json:"node,omitempty"`
@@ -110,6 +120,11 @@ type Figures struct {
 	Dropped        int64 `json:"dropped"`
 	ExportFailures int64 `json:"exportFailures"`
 	QueueBytes     int64 `json:"queueBytes"`
+	// LastExport is the time of the last successful export per signal
+	// (logs, metrics, traces) the agent reported; a signal never exported
+	// is absent. For a gateway, the figure that says its destinations
+	// take what it sends.
+	LastExport map[string]time.Time `json:"lastExport,omitempty"`
 	// Window is the time the rates were computed over.
 	Window Duration `json:"window"`
 }

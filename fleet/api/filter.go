@@ -12,6 +12,8 @@ import (
 // page's controls and the API's query parameters are the same fields.
 type Filter struct {
 	Namespace string
+	// Kind keeps agents of that kind (KindSidecar or KindGateway).
+	Kind string
 	// Unhealthy, Stale and Dropping keep agents with that problem; several
 	// together keep agents with any of them.
 	Unhealthy bool
@@ -26,6 +28,9 @@ func (f Filter) Match(a Agent) bool {
 	if f.Namespace != "" && a.Namespace != f.Namespace {
 		return false
 	}
+	if f.Kind != "" && a.Kind != f.Kind {
+		return false
+	}
 	if f.Text != "" {
 		t := strings.ToLower(f.Text)
 		if !slices.ContainsFunc([]string{a.Pod, a.Namespace, a.Node, a.ConfigHash, a.UID}, func(s string) bool {
@@ -38,6 +43,15 @@ func (f Filter) Match(a Agent) bool {
 		return true
 	}
 	return (f.Unhealthy && a.Unhealthy()) || (f.Stale && len(a.Stale) > 0) || (f.Dropping && a.Dropping())
+}
+
+// CheckKind says whether k is a kind a filter can keep ("" is any).
+func CheckKind(k string) error {
+	switch k {
+	case "", KindSidecar, KindGateway:
+		return nil
+	}
+	return fmt.Errorf("kind=%q: use %s or %s", k, KindSidecar, KindGateway)
 }
 
 // Apply returns the agents that pass f, in their order.
@@ -60,6 +74,9 @@ func (f Filter) Query() url.Values {
 	if f.Text != "" {
 		q.Set("q", f.Text)
 	}
+	if f.Kind != "" {
+		q.Set("kind", f.Kind)
+	}
 	for name, on := range map[string]bool{"unhealthy": f.Unhealthy, "stale": f.Stale, "dropping": f.Dropping} {
 		if on {
 			q.Set(name, "true")
@@ -70,7 +87,10 @@ func (f Filter) Query() url.Values {
 
 // ParseFilter reads Query's parameters.
 func ParseFilter(q url.Values) (Filter, error) {
-	f := Filter{Namespace: q.Get("namespace"), Text: q.Get("q")}
+	f := Filter{Namespace: q.Get("namespace"), Text: q.Get("q"), Kind: q.Get("kind")}
+	if err := CheckKind(f.Kind); err != nil {
+		return Filter{}, err
+	}
 	for name, dst := range map[string]*bool{"unhealthy": &f.Unhealthy, "stale": &f.Stale, "dropping": &f.Dropping} {
 		switch v := q.Get(name); v {
 		case "", "false", "0":

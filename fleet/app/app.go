@@ -34,6 +34,10 @@ type Options struct {
 	// Namespace is the release namespace; Replica this pod's name;
 	// ServiceAccount the fleet server's own (peers must present it).
 	Namespace, Replica, ServiceAccount string
+	// GatewayServiceAccount is the gateway's service account in Namespace
+	// [fargate-otel-gateway]: its agents are gateways, listed and never
+	// sent settings ("-": no agent is a gateway).
+	GatewayServiceAccount string
 	// Version is the release: sidecars of another one are stale.
 	Version string
 
@@ -85,6 +89,7 @@ func (o *Options) defaults() error {
 		return errors.New("the release namespace and the replica's pod name are required (POD_NAMESPACE, POD_NAME)")
 	}
 	def(&o.ServiceAccount, "fargate-otel-fleet")
+	def(&o.GatewayServiceAccount, "fargate-otel-gateway")
 	def(&o.Listen, fmt.Sprintf(":%d", api.OpAMPPort))
 	def(&o.LocalListen, fmt.Sprintf("127.0.0.1:%d", api.LocalPort))
 	def(&o.ProbeListen, fmt.Sprintf(":%d", api.MetricsPort))
@@ -136,7 +141,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	live := sources.NewLive(kube, o.Namespace, o.LiveConfigMap, events, log.WithName("live"), changed)
 	nss := sources.NewNamespaces(kube, sources.NamespaceOptions{Interval: o.ConfigMapInterval, MaxQPS: o.ConfigMapQPS}, events, log.WithName("configmaps"), func(sources.Key) { changed() })
 	srv = server.New(server.Options{Auth: auth, Live: live, Namespaces: nss, Registry: reg, Metrics: server.NewMetrics(promReg),
-		Log: log.WithName("opamp"), MaxAgents: o.MaxAgents})
+		Log: log.WithName("opamp"), MaxAgents: o.MaxAgents, GatewayNamespace: o.Namespace, GatewayServiceAccount: gatewaySA(o.GatewayServiceAccount)})
 	opampHandler, connCtx, err := srv.Attach()
 	if err != nil {
 		return err
@@ -253,4 +258,12 @@ func (c registryCollector) Collect(ch chan<- prometheus.Metric) {
 	known, _ := c.reg.Len()
 	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(known))
 	ch <- prometheus.MustNewConstMetric(configsDesc, prometheus.GaugeValue, float64(c.reg.DistinctConfigs()))
+}
+
+// gatewaySA is the server's GatewayServiceAccount: "-" is none.
+func gatewaySA(sa string) string {
+	if sa == "-" {
+		return ""
+	}
+	return sa
 }

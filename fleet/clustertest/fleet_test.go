@@ -43,6 +43,7 @@ func TestFleet(t *testing.T) {
 	t.Run("cluster live settings change", func(t *testing.T) { testLiveChange(t, e, r) })
 	t.Run("no secret in the view", func(t *testing.T) { testNoSecret(t, e, r) })
 	t.Run("doctor's stale-sidecar check", func(t *testing.T) { testDoctor(t, e, r) })
+	t.Run("kind comes from the service account", func(t *testing.T) { testKind(t, e, r) })
 	t.Run("page in a real Chromium", func(t *testing.T) { testPage(t, r) })
 	t.Run("figures sent at a reconnect are kept", func(t *testing.T) { testFiguresAtReconnect(t, e, r) })
 	t.Run("replicas merge", func(t *testing.T) { testReplicasMerge(t, e, r) })
@@ -500,6 +501,7 @@ func testDoctor(t *testing.T, e *env, r *replica) {
 	for i := range 3 {
 		p := e.pod("doc", fmt.Sprintf("api-%d", i), "api")
 		// What the injector adds, and what a kubelet would report.
+		p.Annotations = map[string]string{doctor.StatusAnnotation: "{}"}
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "otel-collector", Image: "example.invalid/c:1",
 			Env: []corev1.EnvVar{{Name: "FARGATE_OTEL_FLEET_ENDPOINT", Value: "wss://fargate-otel-fleet.fargate-otel.svc:4320/v1/opamp"}}})
 		_ = e.kube.CoreV1().Pods("doc").Delete(e.ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
@@ -514,6 +516,21 @@ func testDoctor(t *testing.T, e *env, r *replica) {
 		}
 		pods = append(pods, p)
 	}
+	// A gateway replica has the fleet env too, but is no sidecar: the
+	// injector did not make it (no status annotation), and it is not
+	// counted, connected or not.
+	gw := e.pod("doc", "fargate-otel-gateway-0", "fargate-otel-gateway")
+	gw.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "FARGATE_OTEL_FLEET_ENDPOINT", Value: "wss://fargate-otel-fleet.fargate-otel.svc:4320/v1/opamp"}}
+	_ = e.kube.CoreV1().Pods("doc").Delete(e.ctx, gw.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
+	gw.ResourceVersion, gw.UID = "", ""
+	gw, err := e.kube.CoreV1().Pods("doc").Create(e.ctx, gw, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Status.Phase = corev1.PodRunning
+	if _, err := e.kube.CoreV1().Pods("doc").UpdateStatus(e.ctx, gw, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	e.agentFor(r, pods[0], e.token(pods[0], server.Audience), nil)
 	e.agentFor(r, pods[1], e.token(pods[1], server.Audience), func(o *fleettest.AgentOptions) { o.Version = "0.0.9" })
 	for _, p := range pods[:2] {
@@ -524,7 +541,94 @@ func testDoctor(t *testing.T, e *env, r *replica) {
 		t.Fatal(err)
 	}
 	c, ok := rep.Find(doctor.CheckFleet)
-	if !ok || c.Status != doctor.Warn || !strings.Contains(c.Detail, "not connected: api-2") || !strings.Contains(c.Detail, "stale: api-1 (version)") {
+	if !ok || c.Status != doctor.Warn || !strings.Contains(c.Detail, "not connected: api-2") || !strings.Contains(c.Detail, "stale: api-1 (version)") || strings.Contains(c.Detail, "gateway") {
 		t.Errorf("doctor's fleet check: %+v", c)
+	}
+}
+
+// testKind: an agent of the gateway's service account is a gateway, listed
+// as one and never sent the cluster's live settings (this replica has
+// some); an agent of any other account that says it is a gateway, or a
+// gateway's that says it is a sidecar, is refused as forged_kind. The
+// simulated agents accept remote config whatever they say, so that what
+// the server would send is seen. The gateway agent stays connected for the
+// page test.
+func testKind(t *testing.T, e *env, r *replica) {
+	gwPod := e.pod(releaseNS, "fargate-otel-gateway-5c8d-a", "fargate-otel-gateway")
+	sentBefore := r.metric(t, "fargate_otel_fleet_configs_sent_total")
+	gw := e.agentFor(r, gwPod, e.token(gwPod, server.Audience), func(o *fleettest.AgentOptions) {
+		o.Kind, o.InjectorVersion, o.ExportersSource, o.BootstrapHash = api.KindGateway, "", "", ""
+	})
+	old := e.pod("kinds", "legacy-0", "legacy")
+	e.agentFor(r, old, e.token(old, server.Audience), func(o *fleettest.AgentOptions) { o.Kind = "-" })
+	a := waitAgent(t, r, string(gwPod.UID), "the gateway is listed with its health", func(a api.Agent) error {
+		if !a.Connected || !a.Health.Reported || a.ConfigHash == "" {
+			return fmt.Errorf("not yet: %+v", a)
+		}
+		return nil
+	})
+	if a.Kind != api.KindGateway || a.RemoteConfig.Desired != "" || a.RemoteConfig.DesiredError != "" || len(a.Stale) != 0 {
+		t.Errorf("the gateway: kind %q, remote config %+v, stale %v: want a gateway that is sent nothing and is not stale for it", a.Kind, a.RemoteConfig, a.Stale)
+	}
+	// An agent of an earlier release says no kind: its account decides.
+	if a := waitAgent(t, r, string(old.UID), "the agent that says no kind is listed", func(api.Agent) error { return nil }); a.Kind != api.KindSidecar {
+		t.Errorf("an agent that says no kind, of a sidecar's account, is a %q", a.Kind)
+	}
+	// The replica has live settings: the sidecar of no kind gets them, the
+	// gateway does not.
+	poll(t, 20*time.Second, "the sidecar of no kind gets the live settings", func() error {
+		a, err := agentIn(mustFleet(t, r), string(old.UID))
+		if err != nil {
+			return err
+		}
+		if a.RemoteConfig.Status != "APPLIED" {
+			return fmt.Errorf("remote config %+v", a.RemoteConfig)
+		}
+		return nil
+	})
+	if got := gw.Received(); len(got) != 0 {
+		t.Errorf("the gateway was sent %d live settings", len(got))
+	}
+	if n := r.metric(t, "fargate_otel_fleet_configs_sent_total"); n <= sentBefore {
+		t.Errorf("configs sent %v, were %v: the sidecar of no kind got none", n, sentBefore)
+	}
+	gateways, err := r.client.Fleet(context.Background(), api.Filter{Kind: api.KindGateway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gateways.Agents) != 1 || gateways.Agents[0].UID != string(gwPod.UID) {
+		t.Errorf("--kind gateway lists %+v", gateways.Agents)
+	}
+
+	for _, c := range []struct {
+		name, ns, pod, sa, kind, want string
+	}{
+		{"a sidecar says it is a gateway", "kinds", "sneaky-0", "sneaky", api.KindGateway, `fargate-otel.kind="gateway"`},
+		{"a sidecar of another namespace's fargate-otel-gateway account", "kinds", "fargate-otel-gateway-x", "fargate-otel-gateway", api.KindGateway, "which is a sidecar"},
+		{"a gateway says it is a sidecar", releaseNS, "fargate-otel-gateway-5c8d-b", "fargate-otel-gateway", api.KindSidecar, "which is a gateway"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := e.pod(c.ns, c.pod, c.sa)
+			before := r.metric(t, `fargate_otel_fleet_agents_refused_total{reason="forged_kind"}`)
+			ag := e.agentFor(r, p, e.token(p, server.Audience), func(o *fleettest.AgentOptions) { o.Kind = c.kind })
+			poll(t, 20*time.Second, "the agent is refused", func() error {
+				if errs := ag.ServerErrors(); !slices.ContainsFunc(errs, func(s string) bool { return strings.Contains(s, c.want) }) {
+					return fmt.Errorf("server errors so far %q, want one with %q", errs, c.want)
+				}
+				return nil
+			})
+			if n := r.metric(t, `fargate_otel_fleet_agents_refused_total{reason="forged_kind"}`); n <= before {
+				t.Errorf("forged_kind refusals %v, were %v", n, before)
+			}
+			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ag.Stop(stopCtx)
+			if _, err := agentIn(mustFleet(t, r), string(p.UID)); err == nil {
+				t.Errorf("an agent refused for its kind is listed")
+			}
+			if len(ag.Received()) != 0 {
+				t.Errorf("an agent refused for its kind was sent live settings")
+			}
+		})
 	}
 }

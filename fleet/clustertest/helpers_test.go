@@ -125,7 +125,9 @@ type replica struct {
 // service account, whose token it presents to its peers).
 func (e *env) startReplica(name string, peers bool) *replica {
 	e.t.Helper()
-	cert, err := e.ca.ServingCert(serverName)
+	// The Service's name, and the address agents dial here (the real
+	// agent verifies the name it dials, as it does in a pod).
+	cert, err := e.ca.ServingCert(serverName, cluster.NodeIP)
 	if err != nil {
 		e.t.Fatal(err)
 	}

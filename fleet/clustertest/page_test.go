@@ -77,8 +77,31 @@ func testPage(t *testing.T, r *replica) {
 	shown := mustInt(chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("tr.agent").length`)))
 	url := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`)))
 	must(chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#unhealthy"))))
+	// The kind column: shop's rows are sidecars; the kind filter (set in
+	// the page, as a person does) shows the gateway replica testKind left
+	// connected, and goes into the address.
+	header := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#agents thead th")).map(function (h) { return h.textContent; }).join(",")`)))
+	shopKinds := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('tr.agent[data-namespace="shop"] td.kind')).map(function (c) { return c.textContent; }).join(",")`)))
+	for _, sel := range []string{`kind", "gateway`, `namespace", "`} {
+		mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`(function (id, v) { var s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event("change")); return s.value; })("`+sel+`")`)))
+	}
+	gatewayRows := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("tr.agent")).filter(function (r) { return !r.hidden; }).map(function (r) { return r.querySelector("td.pod").textContent + "=" + r.querySelector("td.kind").textContent; }).join(",")`)))
+	kindURL := mustStr(chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`)))
+	gatewayCount := mustStr(chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#count-gateways"))))
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	must(err)
+	if !strings.Contains(header, "namespace,pod,kind,") {
+		t.Errorf("the table's columns %q: want a kind column after pod", header)
+	}
+	if shopKinds != "sidecar,sidecar,sidecar" {
+		t.Errorf("shop's kind cells %q, want three sidecars", shopKinds)
+	}
+	if gatewayRows != "fargate-otel-gateway-5c8d-a=gateway" || gatewayCount != "1" {
+		t.Errorf("kind=gateway shows %q (counter %q), want the one gateway replica", gatewayRows, gatewayCount)
+	}
+	if kindURL != "?kind=gateway" {
+		t.Errorf("the address after choosing a kind is %q, want ?kind=gateway", kindURL)
+	}
 	if url != "?namespace=shop&unhealthy=true" {
 		t.Errorf("the page's address after filtering is %q: want the filter in it, so that it can be shared", url)
 	}

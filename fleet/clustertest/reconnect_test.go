@@ -29,7 +29,7 @@ func testFiguresAtReconnect(t *testing.T, e *env, r *replica) {
 	sent := make(chan error, 4)
 	a := e.agentFor(r, p, e.token(p, server.Audience), func(o *fleettest.AgentOptions) {
 		o.URL = "wss://" + fwd.addr + "/v1/opamp"
-		// As the sidecar's agent does (internal/agent onConnect): the
+		// As the sidecar's agent does (fleetagent/agent onConnect): the
 		// figures at once, here totals of 100 lines per connect.
 		o.OnConnect = func() {
 			n := connects.Add(1)

@@ -42,6 +42,11 @@ type AgentOptions struct {
 	TLS *tls.Config
 	// Token returns the bearer token for each (re)connect; nil sends none.
 	Token func() string
+	// Kind is the fargate-otel.kind the agent says ("" is sidecar, as the
+	// sidecar's agent says; "-" says none, as an agent of an earlier
+	// release). Whatever its kind, the simulated agent accepts remote
+	// config and records it: a test sees what the server would send.
+	Kind string
 	// UID is the instance_uid (the pod's uid).
 	UID                       string
 	Namespace, Pod, Node      string
@@ -185,7 +190,7 @@ func (a *Agent) description() *protobufs.AgentDescription {
 		return &protobufs.KeyValue{Key: k, Value: &protobufs.AnyValue{Value: &protobufs.AnyValue_StringValue{StringValue: v}}}
 	}
 	o := a.o
-	return &protobufs.AgentDescription{
+	d := &protobufs.AgentDescription{
 		IdentifyingAttributes: []*protobufs.KeyValue{
 			kv("service.name", "fargate-otel-collector"), kv("service.instance.id", o.UID), kv("service.version", o.Version),
 			kv("k8s.pod.name", o.Pod), kv("k8s.pod.uid", o.UID), kv("k8s.namespace.name", o.Namespace),
@@ -196,6 +201,14 @@ func (a *Agent) description() *protobufs.AgentDescription {
 			kv("fargate-otel.bootstrap.config_hash", o.BootstrapHash), kv("fargate-otel.config_hash", o.ConfigHash),
 		},
 	}
+	switch o.Kind {
+	case "-":
+	case "":
+		d.IdentifyingAttributes = append(d.IdentifyingAttributes, kv("fargate-otel.kind", "sidecar"))
+	default:
+		d.IdentifyingAttributes = append(d.IdentifyingAttributes, kv("fargate-otel.kind", o.Kind))
+	}
+	return d
 }
 
 func (a *Agent) health() *protobufs.ComponentHealth {

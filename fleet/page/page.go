@@ -25,7 +25,7 @@ var tmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"join":  strings.Join,
 }).Parse(source))
 
-// Row is one sidecar as the page shows it.
+// Row is one agent (a sidecar or a gateway replica) as the page shows it.
 type Row struct {
 	api.Agent
 	Unhealthy, Dropping, IsStale bool
@@ -39,20 +39,27 @@ type data struct {
 	Rows                              []Row
 	Filter                            api.Filter
 	Total, Unhealthy, Stale, Dropping int
-	Connected                         int
+	Connected, Sidecars, Gateways     int
 	Namespaces                        []string
+	Kinds                             []string
 	Generated                         string
 }
 
 // Render writes the page for view, with filter f preset in its controls.
 func Render(w io.Writer, view api.Fleet, f api.Filter) error {
-	d := data{Fleet: view, Filter: f, Total: len(view.Agents), Generated: view.Time.Format(time.RFC3339)}
+	d := data{Fleet: view, Filter: f, Total: len(view.Agents), Generated: view.Time.Format(time.RFC3339),
+		Kinds: []string{api.KindSidecar, api.KindGateway}}
 	seen := map[string]bool{}
 	for _, a := range view.Agents {
 		r := Row{Agent: a, Unhealthy: a.Unhealthy(), Dropping: a.Dropping(), IsStale: len(a.Stale) > 0}
 		r.HealthText = healthText(a)
 		r.ConfigText = configText(a)
 		r.Search = strings.ToLower(strings.Join([]string{a.Namespace, a.Pod, a.Node, a.ConfigHash, a.UID, a.CollectorVersion}, " "))
+		if a.Kind == api.KindGateway {
+			d.Gateways++
+		} else {
+			d.Sidecars++
+		}
 		if r.Unhealthy {
 			d.Unhealthy++
 		}
@@ -91,6 +98,8 @@ func healthText(a api.Agent) string {
 func configText(a api.Agent) string {
 	rc := a.RemoteConfig
 	switch {
+	case a.Kind == api.KindGateway:
+		return "the chart's config (a gateway is sent none)"
 	case rc.DesiredError != "":
 		return "not sent: " + rc.DesiredError
 	case rc.Desired == "":

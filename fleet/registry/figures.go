@@ -32,6 +32,27 @@ func ParseFigures(data []byte) (FiguresReport, error) {
 	return f, nil
 }
 
+// exportSignals are the keys of a report's lastExport that are kept: an
+// agent cannot make the server keep more.
+var exportSignals = []string{"logs", "metrics", "traces"}
+
+// lastExports lays a report's last exports over the ones known: the latest
+// time per signal (a restarted agent reports none for a signal it has not
+// exported since, which does not erase the one before).
+func lastExports(known map[string]time.Time, reported map[string]string) map[string]time.Time {
+	for _, s := range exportSignals {
+		t, err := time.Parse(time.RFC3339Nano, reported[s])
+		if err != nil || !t.After(known[s]) {
+			continue
+		}
+		if known == nil {
+			known = map[string]time.Time{}
+		}
+		known[s] = t.UTC()
+	}
+	return known
+}
+
 type sample struct {
 	at                              time.Time
 	lines, dropped, failures, queue int64

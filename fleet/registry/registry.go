@@ -8,6 +8,7 @@
 package registry
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ const (
 // the agent says.
 type Identity struct {
 	UID, Namespace, Pod, ServiceAccount string
+	// Kind is api.KindSidecar ("" too) or api.KindGateway.
+	Kind string
 }
 
 // Description is what an agent says about itself (capped by SetDescription).
@@ -64,6 +67,7 @@ type entry struct {
 	desiredErr  string
 	effective   *interned
 	ring        ring
+	lastExport  map[string]time.Time
 }
 
 type remoteState struct {
@@ -114,6 +118,9 @@ func (r *Registry) Connect(id Identity, conn any) (previous any) {
 		r.agents[id.UID] = e
 	} else if e.connected && e.conn != conn {
 		previous = e.conn
+	}
+	if id.Kind == "" {
+		id.Kind = api.KindSidecar
 	}
 	e.id, e.conn, e.connected, e.connectedAt, e.lastSeen = id, conn, true, now, now
 	return previous
@@ -234,7 +241,10 @@ func (r *Registry) EffectiveConfig(uid string) (string, bool) {
 
 // AddFigures records a figures report received now.
 func (r *Registry) AddFigures(uid string, conn any, f FiguresReport) {
-	r.update(uid, conn, func(e *entry) { e.ring.add(sampleOf(r.now(), f)) })
+	r.update(uid, conn, func(e *entry) {
+		e.ring.add(sampleOf(r.now(), f))
+		e.lastExport = lastExports(e.lastExport, f.LastExport)
+	})
 }
 
 func (r *Registry) intern(body string) *interned {
@@ -330,7 +340,7 @@ func (r *Registry) Get(uid string) (api.Agent, bool) {
 
 func (r *Registry) view(e *entry) api.Agent {
 	a := api.Agent{
-		UID: e.id.UID, Namespace: e.id.Namespace, Pod: e.id.Pod,
+		UID: e.id.UID, Kind: e.id.Kind, Namespace: e.id.Namespace, Pod: e.id.Pod,
 		Node: e.desc.Node, Cluster: e.desc.Cluster,
 		CollectorVersion: e.desc.CollectorVersion, InjectorVersion: e.desc.InjectorVersion,
 		ExportersSource: e.desc.ExportersSource,
@@ -342,6 +352,9 @@ func (r *Registry) view(e *entry) api.Agent {
 			Last: e.remote.last, Status: e.remote.status, Error: e.remote.err,
 		},
 		Figures: e.ring.figures(),
+	}
+	if len(e.lastExport) > 0 {
+		a.Figures.LastExport = maps.Clone(e.lastExport)
 	}
 	a.Health.Unhealthy = slices.Clone(a.Health.Unhealthy)
 	if r.version != "" && ((a.CollectorVersion != "" && a.CollectorVersion != r.version) || (a.InjectorVersion != "" && a.InjectorVersion != r.version)) {

@@ -124,3 +124,30 @@ func TestSweep(t *testing.T) {
 		t.Errorf("not swept: %d configs", r.DistinctConfigs())
 	}
 }
+
+func TestKindAndLastExports(t *testing.T) {
+	r := New(Options{})
+	c := new(int)
+	r.Connect(Identity{UID: "s"}, c)
+	r.Connect(Identity{UID: "g", Kind: api.KindGateway}, c)
+	if a, _ := r.Get("s"); a.Kind != api.KindSidecar {
+		t.Errorf("an agent of no kind is %q, want a sidecar", a.Kind)
+	}
+	if a, _ := r.Get("g"); a.Kind != api.KindGateway {
+		t.Errorf("kind %q", a.Kind)
+	}
+	t1 := "2026-12-04T10:00:00.5Z"
+	r.AddFigures("g", c, FiguresReport{LastExport: map[string]string{"traces": t1, "logs": "", "other": t1, "metrics": "not a time"}})
+	a, _ := r.Get("g")
+	if len(a.Figures.LastExport) != 1 || a.Figures.LastExport["traces"].Format(time.RFC3339Nano) != t1 {
+		t.Fatalf("last exports %v, want traces at %s only", a.Figures.LastExport, t1)
+	}
+	// A restarted agent that has not exported yet does not erase it; a
+	// later export replaces it.
+	r.AddFigures("g", c, FiguresReport{LastExport: map[string]string{"traces": ""}})
+	r.AddFigures("g", c, FiguresReport{LastExport: map[string]string{"logs": "2026-12-04T10:00:01Z"}})
+	a, _ = r.Get("g")
+	if a.Figures.LastExport["traces"].Format(time.RFC3339Nano) != t1 || a.Figures.LastExport["logs"].IsZero() {
+		t.Fatalf("last exports %v", a.Figures.LastExport)
+	}
+}

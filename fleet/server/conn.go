@@ -12,6 +12,7 @@ import (
 	"github.com/open-telemetry/opamp-go/protobufs"
 	"github.com/open-telemetry/opamp-go/server/types"
 
+	"github.com/fargate-otel/fargate-otel/fleet/api"
 	"github.com/fargate-otel/fargate-otel/fleet/desired"
 	"github.com/fargate-otel/fargate-otel/fleet/redact"
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
@@ -29,7 +30,9 @@ type conn struct {
 	token    string
 	uid      string
 	uidBytes []byte
-	oc       types.Connection
+	// kind is the agent's, from its token's service account (kindOf).
+	kind string
+	oc   types.Connection
 
 	// Only the callbacks' goroutine touches these.
 	identified bool
@@ -99,6 +102,9 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 			uidString(msg.GetInstanceUid()), c.caller.Namespace, c.caller.PodName, c.uid))
 	}
 	if d := msg.GetAgentDescription(); d != nil {
+		if err := c.checkKind(d); err != "" {
+			return c.refuse(ctx, "forged_kind", err)
+		}
 		if err := c.checkIdentity(d); err != "" {
 			return c.refuse(ctx, "forged_identity", err)
 		}
@@ -119,7 +125,7 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 		}
 		c.identified = true
 		reply = true // the first answer carries the server's capabilities
-		id := registry.Identity{UID: c.uid, Namespace: c.caller.Namespace, Pod: c.caller.PodName, ServiceAccount: c.caller.ServiceAccount}
+		id := registry.Identity{UID: c.uid, Namespace: c.caller.Namespace, Pod: c.caller.PodName, ServiceAccount: c.caller.ServiceAccount, Kind: c.kind}
 		if prev, ok := c.s.reg.Connect(id, c).(*conn); ok && prev != nil && prev.oc != nil {
 			_ = prev.oc.Disconnect()
 		}
@@ -139,8 +145,12 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 	if d := msg.GetAgentDescription(); d != nil {
 		desc := describe(d)
 		c.s.reg.SetDescription(c.uid, c, desc)
-		src, err := desired.ParseSource(desc.ExportersSource)
-		c.setSource(src, err)
+		if c.kind == api.KindSidecar {
+			// A gateway's config is the chart's: it has no exporters
+			// source, and no namespace ConfigMap is read for it.
+			src, err := desired.ParseSource(desc.ExportersSource)
+			c.setSource(src, err)
+		}
 	}
 	if h := msg.GetHealth(); h != nil {
 		c.s.reg.SetHealth(c.uid, c, registry.HealthFrom(h))
@@ -184,6 +194,26 @@ func (c *conn) figures(msg *protobufs.AgentToServer) (registry.FiguresReport, bo
 		return registry.FiguresReport{}, false
 	}
 	return f, true
+}
+
+// checkKind compares the kind the agent says (an agent of an earlier
+// release says none) with the kind of its token: a sidecar cannot pass as a
+// gateway to be listed as one, nor a gateway's agent as a sidecar.
+func (c *conn) checkKind(d *protobufs.AgentDescription) string {
+	for _, kv := range d.GetIdentifyingAttributes() {
+		if kv.GetKey() != KindAttribute {
+			continue
+		}
+		if got := kv.GetValue().GetStringValue(); got != c.kind {
+			why := "only the gateway's service account " + c.s.o.GatewayNamespace + "/" + c.s.o.GatewayServiceAccount + " is a gateway"
+			if c.s.o.GatewayServiceAccount == "" {
+				why = "this fleet server knows no gateway (--gateway-service-account is empty)"
+			}
+			return fmt.Sprintf("the agent says %s=%q, but its token is service account %s/%s of pod %s/%s, which is a %s: %s",
+				KindAttribute, registry.Cap(got, 64), c.caller.Namespace, c.caller.ServiceAccount, c.caller.Namespace, c.caller.PodName, c.kind, why)
+		}
+	}
+	return ""
 }
 
 // checkIdentity compares what the agent says it is with its token.
@@ -255,7 +285,11 @@ func (c *conn) refreshDesired() bool {
 	src, srcErr := c.source, c.sourceErr
 	c.mu.Unlock()
 	d := desired.Desired{Error: srcErr}
-	if srcErr == "" {
+	switch {
+	case c.kind == api.KindGateway:
+		// Never sent settings: a gateway's config is the chart's.
+		d = desired.Desired{}
+	case srcErr == "":
 		d = c.s.desiredFor(c.caller.Namespace, src)
 	}
 	c.s.reg.SetDesired(c.uid, d.Hex(), d.Error)

@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fargate_otel_fleet_connections_total",
 			Help: "Connection attempts of agents, by result (accepted, unauthenticated, no_token, review_failed, full, not_websocket)."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fargate_otel_fleet_agents_refused_total",
-			Help: "Authenticated agents refused or messages dropped, by reason (forged_instance_uid, forged_identity, bad_figures)."}, []string{"reason"}),
+			Help: "Authenticated agents refused or messages dropped, by reason (forged_instance_uid, forged_identity, forged_kind, bad_figures)."}, []string{"reason"}),
 		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "fargate_otel_fleet_messages_total",
 			Help: "Messages received from agents (heartbeats included)."}),
 		configsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "fargate_otel_fleet_configs_sent_total",

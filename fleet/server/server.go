@@ -20,6 +20,7 @@ import (
 	opampserver "github.com/open-telemetry/opamp-go/server"
 	"github.com/open-telemetry/opamp-go/server/types"
 
+	"github.com/fargate-otel/fargate-otel/fleet/api"
 	"github.com/fargate-otel/fargate-otel/fleet/desired"
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
 	"github.com/fargate-otel/fargate-otel/fleet/sources"
@@ -34,6 +35,9 @@ const (
 	FiguresCapability   = "io.fargate-otel.figures"
 	FiguresMessageType  = "figures"
 	EffectiveConfigName = "collector.yaml"
+	// KindAttribute is the identifying attribute with the agent's kind
+	// (api.KindSidecar or api.KindGateway), checked against its token.
+	KindAttribute = "fargate-otel.kind"
 )
 
 // Authenticator verifies a bearer token (callerauth.Authenticator).
@@ -72,6 +76,12 @@ type Options struct {
 	PushWorkers int
 	// AuthTimeout bounds one token review (default 10s).
 	AuthTimeout time.Duration
+	// GatewayNamespace and GatewayServiceAccount are the service account of
+	// the gateway's replicas (the release namespace's
+	// fargate-otel-gateway): an agent whose token is of that account is a
+	// gateway, any other a sidecar. An empty GatewayServiceAccount: no
+	// agent is a gateway. Gateways are listed, and never sent settings.
+	GatewayNamespace, GatewayServiceAccount string
 }
 
 // Server is the OpAMP side of one replica.
@@ -255,13 +265,22 @@ func (s *Server) onConnecting(req *http.Request) types.ConnectionResponse {
 	if err != nil {
 		return refuse(http.StatusUnauthorized, "bad_pod_uid")
 	}
-	c := &conn{s: s, caller: caller, token: token, uid: caller.PodUID, uidBytes: uid[:]}
+	c := &conn{s: s, caller: caller, token: token, uid: caller.PodUID, uidBytes: uid[:], kind: s.kindOf(caller)}
 	s.metrics.connections.WithLabelValues("accepted").Inc()
 	return types.ConnectionResponse{Accept: true, ConnectionCallbacks: types.ConnectionCallbacks{
 		OnConnected:       c.onConnected,
 		OnMessage:         c.onMessage,
 		OnConnectionClose: c.onClose,
 	}}
+}
+
+// kindOf is the kind of the agent with caller's token: by its service
+// account, which the API server vouches for, not by what the agent says.
+func (s *Server) kindOf(caller callerauth.Caller) string {
+	if s.o.GatewayServiceAccount != "" && caller.Namespace == s.o.GatewayNamespace && caller.ServiceAccount == s.o.GatewayServiceAccount {
+		return api.KindGateway
+	}
+	return api.KindSidecar
 }
 
 // logger passes opamp-go's logs on: its errors are mostly agents going

@@ -16,7 +16,10 @@ import (
 // CheckFleet is the stale-sidecar check, as `linkerd check --proxy` does
 // for its proxies: every running pod of the namespace whose sidecar has a
 // fleet agent is connected to the fleet server, healthy, and runs this
-// release and the live settings it should.
+// release and the live settings it should. The gateway's replicas are
+// fleet agents too (with the fleet's env), but not sidecars: they are not
+// counted here (a pod the injector did not make, or an agent of kind
+// gateway, is left out).
 const CheckFleet = "fleet sidecars"
 
 // fleetEndpointEnv is the env var the injector gives a sidecar's agent.
@@ -36,6 +39,10 @@ func (d *doctor) checkFleet(ctx context.Context) {
 		}
 		ep := fleetEndpoint(&p)
 		if ep == "" || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			continue
+		}
+		if _, injected := p.Annotations[StatusAnnotation]; !injected {
+			// Not a sidecar: the gateway's replicas have the fleet env too.
 			continue
 		}
 		want = append(want, p)
@@ -80,8 +87,13 @@ func judgeFleet(pods []corev1.Pod, f api.Fleet) (string, Status, string) {
 		byUID[a.UID] = a
 	}
 	var missing, unhealthy, stale []string
+	counted := 0
 	for _, p := range pods {
 		a, ok := byUID[string(p.UID)]
+		if ok && a.Kind == api.KindGateway {
+			continue // a gateway replica: not a sidecar, stale or not
+		}
+		counted++
 		switch {
 		case !ok || !a.Connected:
 			missing = append(missing, p.Name)
@@ -122,7 +134,7 @@ func judgeFleet(pods []corev1.Pod, f api.Fleet) (string, Status, string) {
 				"stale version: re-create the pods (kubectl rollout restart) to get this release's sidecar;\n" +
 				"stale config: the live settings are not applied yet, or failed: fargate-otel fleet --stale -o json says why"
 	}
-	return fmt.Sprintf("%d sidecars connected, healthy and up to date%s", len(pods), partial), OK, ""
+	return fmt.Sprintf("%d sidecars connected, healthy and up to date%s", counted, partial), OK, ""
 }
 
 func paren(s string) string {

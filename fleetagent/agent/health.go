@@ -6,7 +6,7 @@ import (
 
 	"github.com/open-telemetry/opamp-go/protobufs"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 )
 
 // Health statuses of the agent as a whole (ComponentHealth.status).

@@ -1,8 +1,11 @@
-// Package agent is a sidecar's OpAMP agent (opamp-go's WebSocket client):
-// it reports the sidecar's identity, its collector's health, effective
-// config (secrets redacted) and own figures to the fleet server, and hands
-// the live settings the server sends to the supervisor, which applies them
-// (docs/fleet-protocol.md). It never holds the collector back: the
+// Package agent is the fleet's OpAMP agent (opamp-go's WebSocket client),
+// run beside a collector: a pod's sidecar (cmd/fargate-otel-collector) or a
+// gateway replica (cmd/fargate-otel-gateway). It reports its pod's identity
+// and kind, the collector's health, effective config (secrets redacted) and
+// own figures to the fleet server, and, in a sidecar, hands the live
+// settings the server sends to the supervisor, which applies them
+// (docs/fleet-protocol.md). An agent without Options.Apply (the gateway,
+// whose config is the chart's) does not accept remote config. It never holds the collector back: the
 // collector runs whether or not the server answers, and everything here
 // runs in the agent's own goroutines.
 package agent
@@ -27,8 +30,8 @@ import (
 	"github.com/open-telemetry/opamp-go/client/types"
 	"github.com/open-telemetry/opamp-go/protobufs"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/figures"
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/figures"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
 
@@ -104,7 +107,9 @@ type Options struct {
 
 	// Apply validates and applies the live settings body (Overrides JSON);
 	// applying is called once the running collector is being swapped. nil
-	// means applied (or nothing to change); the error says why not.
+	// means applied (or nothing to change); the error says why not. A nil
+	// Apply: the collector's config cannot be changed remotely (a gateway),
+	// and the agent does not advertise AcceptsRemoteConfig.
 	Apply func(ctx context.Context, body []byte, applying func()) error
 	// Effective returns the config the collector runs now.
 	Effective func() Effective
@@ -174,12 +179,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := c.SetAgentDescription(a.opts.Identity.Description(eff.Hash)); err != nil {
 		return err
 	}
-	caps := protobufs.AgentCapabilities_AgentCapabilities_ReportsStatus |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsEffectiveConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_AcceptsRemoteConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat
+	caps := a.capabilities()
 	// Health first: the capability to report it needs one.
 	if err := c.SetHealth(a.health()); err != nil {
 		return err
@@ -205,7 +205,7 @@ func (a *Agent) Start(ctx context.Context) error {
 			GetEffectiveConfig: a.effectiveConfig,
 		},
 	}
-	if a.opts.Applied != nil {
+	if a.opts.Applied != nil && a.acceptsRemoteConfig() {
 		settings.RemoteConfigStatus = &protobufs.RemoteConfigStatus{
 			LastRemoteConfigHash: a.opts.Applied,
 			Status:               protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLIED,
@@ -215,10 +215,29 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("start the fleet agent: %w", err)
 	}
 	a.client = c
-	a.wg.Go(a.applyLoop)
+	if a.acceptsRemoteConfig() {
+		a.wg.Go(a.applyLoop)
+	}
 	a.wg.Go(a.reportLoop)
-	a.log.Info("Connecting to the fleet server", "endpoint", a.opts.Config.Endpoint, "heartbeat", heartbeat.String())
+	a.log.Info("Connecting to the fleet server", "endpoint", a.opts.Config.Endpoint, "heartbeat", heartbeat.String(), "kind", a.opts.Identity.kind())
 	return nil
+}
+
+// acceptsRemoteConfig: the supervisor can apply live settings.
+func (a *Agent) acceptsRemoteConfig() bool { return a.opts.Apply != nil }
+
+// capabilities are what the agent tells the server it does: an agent that
+// cannot apply remote config neither accepts nor reports it.
+func (a *Agent) capabilities() protobufs.AgentCapabilities {
+	caps := protobufs.AgentCapabilities_AgentCapabilities_ReportsStatus |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsEffectiveConfig |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat
+	if a.acceptsRemoteConfig() {
+		caps |= protobufs.AgentCapabilities_AgentCapabilities_AcceptsRemoteConfig |
+			protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig
+	}
+	return caps
 }
 
 // Stop disconnects (telling the server) within ctx.
@@ -313,6 +332,18 @@ func (a *Agent) onError(_ context.Context, resp *protobufs.ServerErrorResponse) 
 
 func (a *Agent) onMessage(_ context.Context, msg *types.MessageData) {
 	if msg.RemoteConfig == nil {
+		return
+	}
+	if !a.acceptsRemoteConfig() {
+		// Not asked for (no AcceptsRemoteConfig): ignored, as the protocol
+		// says, and said once per config.
+		a.mu.Lock()
+		seen := bytes.Equal(a.lastHash, msg.RemoteConfig.GetConfigHash())
+		a.lastHash = msg.RemoteConfig.GetConfigHash()
+		a.mu.Unlock()
+		if !seen {
+			a.log.Warn("The fleet server sent a remote config to an agent that does not accept one; ignored: this collector runs its own config")
+		}
 		return
 	}
 	// The newest config replaces one not yet taken: only the last counts.

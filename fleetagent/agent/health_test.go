@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fargate-otel/fargate-otel/cmd/fargate-otel-collector/internal/fleetstatus"
+	"github.com/fargate-otel/fargate-otel/fleetagent/fleetstatus"
 )
 
 func TestHealth(t *testing.T) {
