@@ -1,0 +1,238 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fargate-otel/fargate-otel/fleet/desired"
+	"github.com/fargate-otel/fargate-otel/fleet/fleettest"
+	"github.com/fargate-otel/fargate-otel/fleet/registry"
+	"github.com/fargate-otel/fargate-otel/fleet/server"
+	"github.com/fargate-otel/fargate-otel/fleet/sources"
+	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
+	"github.com/fargate-otel/fargate-otel/sidecarconfig"
+)
+
+// tokens is an Authenticator that knows a fixed set of tokens, as a
+// TokenReview of pod-bound tokens would.
+type tokens struct {
+	mu     sync.Mutex
+	caller map[string]callerauth.Caller
+}
+
+func (a *tokens) Authenticate(_ context.Context, token, _ string) (callerauth.Caller, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.caller[token]
+	if !ok {
+		return callerauth.Caller{}, false, fmt.Errorf("unknown token: %w", callerauth.ErrUnauthenticated)
+	}
+	return c, false, nil
+}
+
+func (*tokens) Forget(string) {}
+
+type live struct{ l desired.Live }
+
+func (s live) Get() (desired.Live, string) { return s.l, "" }
+
+// noNamespaces: the agents here take the cluster's exporters.
+type noNamespaces struct{}
+
+func (noNamespaces) Want(sources.Key, string)          {}
+func (noNamespaces) Release(sources.Key, string)       {}
+func (noNamespaces) Get(sources.Key) desired.Namespace { return desired.Namespace{} }
+
+// counter reads one sample of a counter vector from reg (0 when absent).
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMaxAgents: a replica with MaxAgents 2 serves two real opamp-go
+// agents, refuses the third with 503 and Retry-After (counted as
+// connections_total{result="full"}, never listed, never sent settings), and
+// takes it once one of the two has gone.
+func TestMaxAgents(t *testing.T) {
+	auth := &tokens{caller: map[string]callerauth.Caller{}}
+	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
+	prom := prometheus.NewRegistry()
+	srv := server.New(server.Options{
+		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
+		Registry: reg, Metrics: server.NewMetrics(prom), Log: testr.New(t), MaxAgents: 2,
+	})
+	handler, connContext, err := srv.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/opamp", handler)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.ConnContext = connContext
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Run(ctx)
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+
+	type sidecar struct {
+		uid, token string
+		agent      *fleettest.Agent
+		stop       func() error
+	}
+	start := func(i int) sidecar {
+		uid, token := uuid.NewString(), fmt.Sprintf("token-%d", i)
+		pod := fmt.Sprintf("cart-%d", i)
+		auth.mu.Lock()
+		auth.caller[token] = callerauth.Caller{Namespace: "shop", ServiceAccount: "cart", PodName: pod, PodUID: uid}
+		auth.mu.Unlock()
+		a, err := fleettest.Start(context.Background(), fleettest.AgentOptions{
+			URL: url, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Token: func() string { return token },
+			UID: uid, Namespace: "shop", Pod: pod, Node: "fargate-ip-10-0-0-1", Version: "0.1.0", InjectorVersion: "0.1.0",
+			ExportersSource: desired.SourceCluster, ConfigHash: "b0075742a5e1d00d", Healthy: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Stop once: a second Stop of an opamp-go client waits for its
+		// context to end.
+		stop := sync.OnceValue(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return a.Stop(ctx)
+		})
+		t.Cleanup(func() { _ = stop() })
+		return sidecar{uid: uid, token: token, agent: a, stop: stop}
+	}
+	connected := func(s sidecar) error {
+		a, ok := reg.Get(s.uid)
+		if !ok || !a.Connected {
+			return fmt.Errorf("agent %s not listed as connected (%+v)", s.uid, a)
+		}
+		return nil
+	}
+	warn := func(o sidecarconfig.Overrides) bool { return o.LogLevel == "warn" }
+	waitCtx, waitCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer waitCancel()
+
+	// Under the limit: both served, listed and sent the live settings.
+	served := []sidecar{start(0), start(1)}
+	for _, s := range served {
+		poll(t, 20*time.Second, "an agent under the limit is listed", func() error { return connected(s) })
+		if _, err := s.agent.WaitConfig(waitCtx, warn); err != nil {
+			t.Fatalf("an agent under the limit: %v", err)
+		}
+	}
+	if n := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "accepted"); n != 2 {
+		t.Errorf("accepted connections %v, want 2", n)
+	}
+
+	// Past it: refused before its token is even reviewed, and counted.
+	extra := start(2)
+	poll(t, 20*time.Second, "the agent past the limit is refused", func() error {
+		if n := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "full"); n < 1 {
+			return fmt.Errorf("full refusals %v", n)
+		}
+		if len(extra.agent.ConnectErrors()) == 0 {
+			return errors.New("the agent saw no failed connect")
+		}
+		return nil
+	})
+	if extra.agent.Connected() || extra.agent.Connects() != 0 {
+		t.Errorf("the agent past the limit connected (%d times)", extra.agent.Connects())
+	}
+	if _, ok := reg.Get(extra.uid); ok {
+		t.Errorf("the agent past the limit is listed")
+	}
+	if got := extra.agent.Received(); len(got) != 0 {
+		t.Errorf("the agent past the limit was sent %d live settings", len(got))
+	}
+	// What it is told: 503 with Retry-After, which opamp-go honours.
+	full := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "full")
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/opamp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Authorization", "Bearer "+extra.token)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("a connection past the limit: %s, Retry-After %q; want 503 with Retry-After 5", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if n := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "full"); n != full+1 {
+		t.Errorf("full refusals %v after one more refused connection, were %v", n, full)
+	}
+	// The two served are still connected, and no more were accepted.
+	for _, s := range served {
+		if err := connected(s); err != nil {
+			t.Error(err)
+		}
+	}
+	if n := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "accepted"); n != 2 {
+		t.Errorf("accepted connections %v, want 2", n)
+	}
+
+	// The limit counts live connections: once one goes, the refused agent
+	// gets in at its next try (after the Retry-After).
+	if err := served[0].stop(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	poll(t, 30*time.Second, "the refused agent gets in once there is room", func() error { return connected(extra) })
+	t.Logf("the refused agent got in %v after a connection closed (Retry-After: 5s)", time.Since(t0).Round(10*time.Millisecond))
+	if _, err := extra.agent.WaitConfig(waitCtx, warn); err != nil {
+		t.Fatalf("the agent let in: %v", err)
+	}
+}
