@@ -108,7 +108,7 @@ type teeFlags struct {
 
 // wrap returns the container's new command: the wrapper, its flags, "--"
 // and the original command.
-func wrap(name string, f teeFlags, original []string) []string {
+func wrap(name string, f teeFlags, rate annotations.RateLimit, original []string) []string {
 	cmd := []string{
 		TeePath,
 		"--podinfo-dir=" + PodInfoDir,
@@ -120,6 +120,7 @@ func wrap(name string, f teeFlags, original []string) []string {
 	if f.format != "" && f.format != "cri" {
 		cmd = append(cmd, "--format="+f.format)
 	}
+	cmd = append(cmd, rateLimitFlags(rate)...)
 	cmd = append(cmd, "--")
 	return append(cmd, original...)
 }

@@ -122,6 +122,7 @@ func randomPod(data []byte) (*corev1.Pod, Config, Images) {
 		annotations.Multiline:          {"java", "*=go,app=none", `app=regex:^\d{4}`, `{"worker":"regex:((","app":"python"}`, "cobol"},
 		annotations.LogParser:          {"json", "app=logfmt,worker=regex:^(?P<x>.)", "regex:(", "xml", "nope=json"},
 		annotations.LogSource:          {"api", "wrap", "auto", "app=api,*=wrap", "worker=api", "init=api", "kubelet"},
+		annotations.LogRateLimit:       {"1000/s", "1000/s:5000 1Mi/s:4Mi", "app=10/s,*=none", "worker=1Ki/s", "0/s", "fast", "1/s 2/s"},
 		annotations.Status:             {`{"version":1}`},
 		annotations.Prefix + "typo":    {"1"},
 	}

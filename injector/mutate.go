@@ -107,9 +107,14 @@ func (p *plan) inject(pod *corev1.Pod, orig *corev1.PodSpec, images Images) (*St
 	if len(wraps)+len(followed) > 0 && why != "" {
 		p.warnf("%s", why)
 	}
+	wrapped := make([]string, len(wraps))
+	for i, w := range wraps {
+		wrapped[i] = w.c.Name
+	}
+	rates := p.rateLimits(wrapped, followed)
 	if len(wraps) > 0 {
 		for _, w := range wraps {
-			w.c.Command = wrap(w.c.Name, flags, w.argv.words)
+			w.c.Command = wrap(w.c.Name, flags, rates[w.c.Name], w.argv.words)
 			w.c.VolumeMounts = append(w.c.VolumeMounts, appMounts()...)
 			status.Containers = append(status.Containers, w.c.Name)
 		}

@@ -31,10 +31,12 @@ bench-parsing: collector ## what log parsing costs the collector: CPU and line r
 
 # The log parsing annotations' fuzz test, run for a while on top of its seed
 # corpus (which `go test ./...` already runs): whatever a user writes, only
-# entries the collector accepts are kept.
+# entries the collector accepts are kept; and the log budget's, whose
+# accepted limits are written back as the same limits.
 PARSING_FUZZTIME ?= 20s
 TEST_TARGETS += test-parsing-fuzz
 
 .PHONY: test-parsing-fuzz
-test-parsing-fuzz: ## fuzz the multiline and log-parser annotations for $(PARSING_FUZZTIME)
+test-parsing-fuzz: ## fuzz the multiline, log-parser and log-rate-limit annotations for $(PARSING_FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLogParsing$$' -fuzztime $(PARSING_FUZZTIME) ./injector/annotations
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRateLimit$$' -fuzztime $(PARSING_FUZZTIME) ./injector/annotations

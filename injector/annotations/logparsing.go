@@ -40,11 +40,18 @@ const None = "none"
 // It returns the values by container name (AllContainers for every
 // container), with "none" as "", and a warning for each entry it ignores.
 func parseParsing(key, v string, check func(string) error) (map[string]string, []string) {
+	forms := fmt.Sprintf(`write one value for every container (e.g. %s), or values by container: web=...,worker=... (* for the others, none for no parsing), or a JSON object {"web":"..."} when a regex has , or =`, example(key))
+	return parsePerContainer(key, v, check, forms, "no parsing")
+}
+
+// parsePerContainer reads an annotation of values by container, in the
+// forms of parseParsing; forms is what a bad value is told to write, and
+// off what applies to a container without a value ("none").
+func parsePerContainer(key, v string, check func(string) error, forms, off string) (map[string]string, []string) {
 	var warns []string
 	warn := func(format string, args ...any) {
 		warns = append(warns, fmt.Sprintf("annotation %s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	forms := fmt.Sprintf(`write one value for every container (e.g. %s), or values by container: web=...,worker=... (* for the others, none for no parsing), or a JSON object {"web":"..."} when a regex has , or =`, example(key))
 
 	entries := map[string]string{}
 	var order []string
@@ -105,9 +112,9 @@ func parseParsing(key, v string, check func(string) error) (map[string]string, [
 			continue
 		}
 		if err := check(value); err != nil {
-			fallback := "the value for *, else no parsing"
+			fallback := "the value for *, else " + off
 			if name == AllContainers {
-				fallback = "no parsing"
+				fallback = off
 			}
 			warn("%s ignored (%s applies): %v", describeName(name), fallback, err)
 			continue

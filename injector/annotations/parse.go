@@ -49,6 +49,10 @@ type Options struct {
 	// LogSource is the log-source annotation's value by container name
 	// (AllContainers for every container): auto, wrap or api.
 	LogSource map[string]string
+
+	// LogRateLimit is the log-rate-limit annotation's value by container
+	// name (AllContainers for every container; a zero RateLimit for none).
+	LogRateLimit map[string]RateLimit
 }
 
 // ConfigMapRef names a ConfigMap key in the pod's own namespace.
@@ -168,6 +172,10 @@ func Parse(ann map[string]string) (Options, []string) {
 			var w []string
 			o.LogSource, w = parseLogSource(v)
 			warns = append(warns, w...)
+		case LogRateLimit:
+			var w []string
+			o.LogRateLimit, w = parseLogRateLimit(v)
+			warns = append(warns, w...)
 		default:
 			warns = append(warns, fmt.Sprintf("annotation %s is not one fargate-otel knows (typo?); known: %s", key, strings.Join(Known(), ", ")))
 		}
@@ -178,7 +186,7 @@ func Parse(ann map[string]string) (Options, []string) {
 // Known lists the annotations users may set, for messages and docs.
 func Known() []string {
 	return []string{Containers, SkipContainers, Command, Logs, Metrics, Traces, LogFormat,
-		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing, Multiline, LogParser, LogSource}
+		LogMaxSize, LogMaxBackups, LogsVolumeSize, Exporters, CollectorResources, FargateSizing, Multiline, LogParser, LogSource, LogRateLimit}
 }
 
 func splitList(v string) []string {

@@ -2,6 +2,7 @@ package collectorconfig_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,18 +62,35 @@ type app struct {
 
 func startApp(t *testing.T, f *fixture, lines, rate int, maxSize string) *app {
 	t.Helper()
+	return startAppWith(t, f, appOptions{lines: lines, rate: rate, maxSize: maxSize})
+}
+
+// appOptions are the generator's lines (per stream) and rate, and the
+// wrapper's rotation size, further flags and passthrough (default: none).
+type appOptions struct {
+	lines, rate    int
+	maxSize        string
+	wrapperFlags   []string
+	stdout, stderr io.Writer
+}
+
+func startAppWith(t *testing.T, f *fixture, o appOptions) *app {
+	t.Helper()
 	pidfile := filepath.Join(t.TempDir(), "generator.pid")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(teeBinary(t),
+	args := []string{
 		"--log-dir", f.pods, "--container", "app",
 		"--namespace", f.pod.namespace, "--pod", f.pod.name, "--pod-uid", f.pod.uid,
-		"--max-size", maxSize, "--max-backups", "10000", "--budget", "1Gi",
-		"--", self)
+		"--max-size", o.maxSize, "--max-backups", "10000", "--budget", "1Gi",
+	}
+	args = append(append(args, o.wrapperFlags...), "--", self)
+	cmd := exec.Command(teeBinary(t), args...)
+	cmd.Stdout, cmd.Stderr = o.stdout, o.stderr
 	cmd.Env = append(os.Environ(), generatorEnv+"=1",
-		"GEN_LINES="+strconv.Itoa(lines), "GEN_RATE="+strconv.Itoa(rate), "GEN_PIDFILE="+pidfile)
+		"GEN_LINES="+strconv.Itoa(o.lines), "GEN_RATE="+strconv.Itoa(o.rate), "GEN_PIDFILE="+pidfile)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
