@@ -81,6 +81,10 @@ func (o *fleetOptions) run(cmd *cobra.Command) error {
 	}
 	defer stop()
 	if o.web {
+		// Ctrl-C is caught before it is offered: one pressed as soon as the
+		// address shows still closes the port-forward and exits 0.
+		sig, sigStop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer sigStop()
 		q := o.filter.Query().Encode()
 		if q != "" {
 			q = "?" + q
@@ -88,8 +92,6 @@ func (o *fleetOptions) run(cmd *cobra.Command) error {
 		if _, err := fmt.Fprintf(cmd.OutOrStdout(), "The fleet page: %s/%s\nPress Ctrl-C to stop.\n", client.BaseURL, q); err != nil {
 			return err
 		}
-		sig, sigStop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer sigStop()
 		<-sig.Done()
 		return nil
 	}

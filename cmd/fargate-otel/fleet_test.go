@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fargate-otel/fargate-otel/fleet/api"
 	"github.com/fargate-otel/fargate-otel/fleet/httpapi"
@@ -95,5 +101,96 @@ func TestFleetCommand(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "fleet", "--url", url, "--kind", "daemonset"); r.code == 0 || !strings.Contains(r.stderr, "use sidecar or gateway") {
 		t.Errorf("--kind daemonset: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestFleetWeb: --web prints the address of the fleet page, with the
+// command's filters in it, and keeps running (past --timeout, which bounds
+// a look-up only) until interrupted; the address it prints is the page,
+// with those filters preset in its controls.
+func TestFleetWeb(t *testing.T) {
+	url := fleetServer(t)
+	cmd := exec.Command(cli, "fleet", "--url", url+"/", "-n", "shop", "--unhealthy", "--web", "--timeout", "1ms")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	deadline := time.After(30 * time.Second)
+	var out []string
+	for len(out) < 2 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("fargate-otel fleet --web ended after printing %q: %v, stderr %s", out, <-exited, stderr.String())
+			}
+			out = append(out, l)
+		case <-deadline:
+			t.Fatalf("fargate-otel fleet --web printed %q in 30s, want the page's address", out)
+		}
+	}
+	want := url + "/?namespace=shop&unhealthy=true"
+	if out[0] != "The fleet page: "+want || out[1] != "Press Ctrl-C to stop." {
+		t.Fatalf("fargate-otel fleet --web printed %q, want the page at %s", out, want)
+	}
+
+	// The address is the page, with the command's filters preset.
+	resp, err := http.Get(strings.TrimPrefix(out[0], "The fleet page: "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("the printed address: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	for _, w := range []string{`<title>fargate-otel fleet</title>`, `<option value="shop" selected>shop</option>`,
+		`id="unhealthy" name="unhealthy" checked>`, `id="stale" name="stale">`, `id="dropping" name="dropping">`,
+		`<td class="pod">cart-0</td>`, `<td class="pod">cart-1</td>`, `<td class="pod">invoice-0</td>`, `<b id="count-total">4</b>`} {
+		if !strings.Contains(page, w) {
+			t.Errorf("the page at the printed address lacks %s", w)
+		}
+	}
+
+	// Still serving, well past --timeout; Ctrl-C ends it cleanly.
+	select {
+	case err := <-exited:
+		t.Fatalf("fargate-otel fleet --web ended before it was interrupted: %v, stderr %s", err, stderr.String())
+	default:
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after Ctrl-C: %v, stderr %s; want exit 0", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fargate-otel fleet --web did not end within 10s of Ctrl-C")
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr: %s", stderr.String())
 	}
 }
