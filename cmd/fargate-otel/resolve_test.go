@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -61,19 +62,68 @@ spec:
 
 // TestResolveHintsSpeakOfThisMachine: a failed look-up says what to do on
 // the machine that runs the CLI, with the CLI's flags, not the injector's.
+// Each row is a real failure the CLI meets on loopback: a registry that
+// refuses (HTTP 401), one that hangs past --resolve-timeout, a closed port,
+// and, on 127.0.0.2 (which go-containerregistry, unlike 127.0.0.1, asks
+// over HTTPS only), a plain-HTTP registry and one whose certificate comes
+// from an unknown CA. (ECR credentials, not found, no platform and the
+// rest are in injector/entrypoint's TestLocalHintsSpeakOfThisMachine: ECR
+// would need AWS.)
 func TestResolveHintsSpeakOfThisMachine(t *testing.T) {
-	reg := registrytest.New(t, registrytest.Options{User: "u", Password: "p"})
-	ref, _ := reg.PushIndex(t, "shop/cache:6", registrytest.Image{Platform: "linux/amd64", Entrypoint: []string{"/cache-server"}})
-	input := "apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\nspec:\n  containers:\n  - name: cache\n    image: " + ref + "\n"
-	r := runCLI(t, []byte(input), "inject", "-f", "-", "--resolve", "--resolve-timeout", "5s")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	push := func(t *testing.T, opts registrytest.Options) (*registrytest.Registry, string) {
+		reg := registrytest.New(t, opts)
+		ref, _ := reg.PushIndex(t, "shop/cache:6", registrytest.Image{Platform: "linux/amd64", Entrypoint: []string{"/cache-server"}})
+		return reg, ref
 	}
-	if !strings.Contains(r.stderr, "refused access (HTTP 401); --resolve reads only public images and ECR (with this machine's AWS credentials); give the command with --command") ||
-		strings.Contains(r.stderr, "injector") || strings.Contains(r.stderr, "imagePullSecret") {
-		t.Fatalf("the hint should speak of this machine and --command, not of the injector or pull secrets:\n%s", r.stderr)
-	}
-	if !strings.Contains(r.stderr, "give it with --command CONTAINER=JSON") {
-		t.Fatalf("the warning should offer --command:\n%s", r.stderr)
+	for _, tc := range []struct {
+		name string
+		// setup returns the image; want are the parts of the warning.
+		setup func(t *testing.T) (image string, want []string)
+	}{
+		{"HTTP 401", func(t *testing.T) (string, []string) {
+			_, ref := push(t, registrytest.Options{User: "u", Password: "p"})
+			return ref, []string{"refused access (HTTP 401); --resolve reads only public images and ECR (with this machine's AWS credentials); give the command with --command"}
+		}},
+		{"timeout", func(t *testing.T) (string, []string) {
+			reg, ref := push(t, registrytest.Options{})
+			reg.Hang()
+			return ref, []string{"did not answer within", "check that this machine can reach " + reg.Host + ", or raise --resolve-timeout, or give the command with --command"}
+		}},
+		{"unreachable (closed port)", func(t *testing.T) (string, []string) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			_ = l.Close()
+			return addr + "/shop/cache:6", []string{"cannot reach registry " + addr, "connection refused", "check that this machine can reach " + addr + ", or give the command with --command"}
+		}},
+		{"plain HTTP", func(t *testing.T) (string, []string) {
+			reg, ref := push(t, registrytest.Options{Listen: "127.0.0.2:0"})
+			return ref, []string{"registry " + reg.Host + " speaks plain HTTP; pass --insecure-registry " + reg.Host + " to let this machine read it over plain HTTP"}
+		}},
+		{"TLS, unknown CA", func(t *testing.T) (string, []string) {
+			reg, ref := push(t, registrytest.Options{Listen: "127.0.0.2:0", TLS: true})
+			return ref, []string{"TLS certificate of registry " + reg.Host + " is not trusted", "unknown authority", "add the registry's CA to this machine's trust store (or SSL_CERT_FILE)"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			image, want := tc.setup(t)
+			input := "apiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\nspec:\n  containers:\n  - name: cache\n    image: " + image + "\n"
+			r := runCLI(t, []byte(input), "inject", "-f", "-", "--resolve", "--resolve-timeout", "1s")
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			for _, w := range append(want, "reading the entrypoint of image "+image+" failed", "give it with --command CONTAINER=JSON") {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("the warning does not say %q:\n%s", w, r.stderr)
+				}
+			}
+			for _, never := range []string{"injector", "imagePullSecret", "service account"} {
+				if strings.Contains(r.stderr, never) {
+					t.Errorf("the report speaks of %q, not of this machine:\n%s", never, r.stderr)
+				}
+			}
+		})
 	}
 }

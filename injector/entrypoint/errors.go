@@ -99,7 +99,10 @@ func classify(image string, ref name.Reference, err error, fetchTimeout time.Dur
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
 		e.Reason, e.What = ReasonTimeout, fmt.Sprintf("registry %s did not answer within %s", reg, fetchTimeout)
 		e.Hint = "check that the injector can reach " + reg
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") && !errors.As(err, &terr):
+		// (With an HTTP status too, the registry was asked over plain HTTP
+		// already, as go-containerregistry does for 127.0.0.1 and private
+		// ranges, and answered: a registry error, not a missing setting.)
 		e.Reason, e.What = ReasonPlainHTTP, "registry "+reg+" speaks plain HTTP"
 		e.Hint = "add " + reg + " to the injector's insecure registries (--insecure-registries)"
 	case errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) || errors.As(err, &verr):
@@ -131,14 +134,17 @@ func localHint(e *Error) string {
 		return "give this machine AWS credentials that may call ecr:GetAuthorizationToken (AWS_PROFILE, aws sso login), or give the command with --command"
 	case e.Reason == ReasonUnauthorized:
 		return "--resolve reads only public images and ECR (with this machine's AWS credentials); give the command with --command"
-	case e.Reason == ReasonTimeout && strings.Contains(e.What, "look-up budget"):
-		return "raise --resolve-timeout, or give the command with --command"
-	case e.Reason == ReasonTimeout || e.Reason == ReasonUnreachable:
+	case e.Reason == ReasonTimeout:
+		// The look-up budget and the fetch timeout are both --resolve-timeout.
+		return "check that this machine can reach " + reg + ", or raise --resolve-timeout, or give the command with --command"
+	case e.Reason == ReasonUnreachable:
 		return "check that this machine can reach " + reg + ", or give the command with --command"
 	case e.Reason == ReasonPlainHTTP:
-		return "pass --insecure-registry " + reg
+		return "pass --insecure-registry " + reg + " to let this machine read it over plain HTTP"
 	case e.Reason == ReasonTLS:
 		return "add the registry's CA to this machine's trust store (or SSL_CERT_FILE)"
+	case e.Hint == "":
+		return "give the command with --command"
 	}
 	return e.Hint
 }

@@ -45,6 +45,12 @@ type Options struct {
 	Hostname string
 	// User and Password, when set, are required (HTTP basic auth).
 	User, Password string
+	// Listen is the loopback address to listen on, default 127.0.0.1:0.
+	// Another one (127.0.0.2:0) makes a registry that a process with the
+	// default transport reaches by its address and yet does not take for
+	// loopback (go-containerregistry tries plain HTTP for 127.0.0.1 only).
+	// Hostname then defaults to its host.
+	Listen string
 }
 
 // Registry is a running test registry.
@@ -70,10 +76,21 @@ func New(t testing.TB, opts Options) *Registry {
 	t.Helper()
 	if opts.Hostname == "" {
 		opts.Hostname = "127.0.0.1"
+		if opts.Listen != "" {
+			opts.Hostname, _, _ = net.SplitHostPort(opts.Listen)
+		}
 	}
 	r := &Registry{opts: opts, counts: map[string]int{}}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.server = httptest.NewUnstartedServer(r.middleware(reg))
+	if opts.Listen != "" {
+		l, err := net.Listen("tcp", opts.Listen)
+		if err != nil {
+			t.Skipf("registrytest: cannot listen on %s: %v", opts.Listen, err)
+		}
+		_ = r.server.Listener.Close()
+		r.server.Listener = l
+	}
 	r.server.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS handshake noise of the tests' own probes
 	if opts.TLS {
 		certPEM, keyPEM, err := GenerateCert(opts.Hostname)
@@ -116,7 +133,7 @@ func (r *Registry) NewTransport(trustCert bool) http.RoundTripper {
 			if err != nil {
 				return nil, err
 			}
-			if host != r.opts.Hostname || net.JoinHostPort("127.0.0.1", port) != addr {
+			if _, lport, _ := net.SplitHostPort(addr); host != r.opts.Hostname || port != lport {
 				return nil, fmt.Errorf("registrytest: no route to %s (only %s is reachable in tests)", target, r.Host)
 			}
 			return dialer.DialContext(ctx, network, addr)
