@@ -132,12 +132,19 @@ func (o *injectOptions) run(_ context.Context, cfg injector.Config) error {
 		return err
 	}
 	hint := false
+	rewritten := map[int]bool{}
 	for _, obj := range objects {
 		if len(manifest.UnwrappedForLackOfCommand(obj)) > 0 {
 			hint = true
 		}
 		if !o.quiet {
 			report(o.stderr, obj)
+			// Once per document (a List holds several objects).
+			if obj.Rewritten != "" && !rewritten[obj.Document] {
+				rewritten[obj.Document] = true
+				_, _ = fmt.Fprintf(o.stderr, "warning: %s is written anew, not edited in place: %s; its comments, quoting and layout are the YAML encoder's, so a diff of it shows more than the injection\n",
+					manifest.DocumentName(obj), obj.Rewritten)
+			}
 		}
 	}
 	if !o.quiet {

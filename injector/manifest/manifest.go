@@ -86,6 +86,11 @@ type Object struct {
 	// for which a command is known now (spec, annotation or Commands):
 	// injecting anew (Options.Reinject) would wrap them.
 	CommandNowKnown []string
+	// Rewritten, when not empty, says why the document that holds the
+	// object was written anew by the YAML encoder instead of edited in
+	// place: its comments, quoting and layout are then the encoder's, and a
+	// diff shows more than the injection. Every object of a List has it.
+	Rewritten string
 	// injector.Result: for a template injected earlier (Skip
 	// SkipAlreadyInjected), Status is what its status annotation says.
 	injector.Result
@@ -191,7 +196,22 @@ func InjectFiles(inputs [][]byte, opts Options) ([]byte, []Object, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	for i := range objects {
+		objects[i].Rewritten = s.docs[objects[i].Document-1].rewritten
+	}
 	return out, objects, nil
+}
+
+// DocumentName names the document that holds o, for a report: its index
+// and the object's kind/name, or "a List" for an item of one.
+func DocumentName(o Object) string {
+	switch {
+	case o.Item >= 0:
+		return fmt.Sprintf("document %d (a List)", o.Document)
+	case o.Name == "":
+		return fmt.Sprintf("document %d (a %s without a name)", o.Document, o.Kind)
+	}
+	return fmt.Sprintf("document %d (%s)", o.Document, o)
 }
 
 // Pod is the pod of one workload of a stream, with the exporters ConfigMap

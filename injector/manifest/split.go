@@ -24,6 +24,9 @@ type document struct {
 	node   *yaml.Node // nil for blank documents and scalars
 	jd     *jsonDoc   // for JSON documents
 	merger merger
+	// rewritten says why the changed YAML document was written anew rather
+	// than edited in place ("" when it was not).
+	rewritten string
 }
 
 // stream is a parsed set of inputs.
@@ -216,8 +219,9 @@ func (d *document) edited() ([]byte, error) {
 		if got, err := yamlJSON(out); err == nil && sameJSON(got, want) {
 			return out, nil
 		}
-		err = fmt.Errorf("%w: the edited text does not read as the injected object", errNoSplice)
+		err = fmt.Errorf("%w: %s", errNoSplice, readBackMismatch)
 	}
+	d.rewritten = rewriteReason(d.merger.ops, err)
 	if onRewrite != nil {
 		onRewrite(err, out)
 	}
@@ -237,6 +241,28 @@ func (d *document) edited() ([]byte, error) {
 // onRewrite, when set (by tests), hears of every document written anew
 // rather than edited, and why.
 var onRewrite func(err error, attempt []byte)
+
+// readBackMismatch: the edits were made, but the text they give does not
+// read as the merged tree (the check that guards every edit).
+const readBackMismatch = "the edited text does not read back as the injected object"
+
+// rewriteReason says, for the report, why a document is written anew: err
+// is what edited met.
+func rewriteReason(ops []op, err error) string {
+	for _, o := range ops {
+		if o.kind == opDelete {
+			return "--reinject takes away part of the earlier injection, and the text is edited in place only to add or replace"
+		}
+	}
+	why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), errNoSplice.Error()), ": ")
+	if why == readBackMismatch {
+		return why
+	}
+	if why == "" {
+		why = "a shape of YAML the in-place editor does not handle"
+	}
+	return "the text could not be edited in place (" + why + ")"
+}
 
 func yamlJSON(text []byte) ([]byte, error) {
 	var node yaml.Node
