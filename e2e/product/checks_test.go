@@ -446,6 +446,29 @@ func canGetNodesProxy(ctx context.Context, t *testing.T, e *env, ns, sa string) 
 // 8: the real CLI, as an administrator runs it, against the cluster.
 func testDoctorHealthy(ctx context.Context, t *testing.T, e *env) {
 	web := appPod(ctx, t, e, nsShop, "web")
+	fleet := fleetOn(e.values)
+	if fleet {
+		// What doctor is to confirm, as the fleet's CLI sees it: the pod's
+		// agent is back after the fleet outage of the subtest before.
+		cli := scenario.FleetCLI{Bin: e.cli, Kubeconfig: e.c.Kubeconfig}
+		if err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
+			f, err := cli.Fleet(ctx, "-n", nsShop)
+			if err != nil {
+				return err
+			}
+			for _, a := range f.Agents {
+				if a.UID == string(web.UID) {
+					if !a.Connected || !a.Health.Healthy {
+						return fmt.Errorf("%s/%s in the fleet: connected %v, health %+v", nsShop, web.Name, a.Connected, a.Health)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("%s/%s is not in the fleet (%d agents in %s)", nsShop, web.Name, len(f.Agents), nsShop)
+		}); err != nil {
+			t.Fatalf("the fleet is on, but: %v", err)
+		}
+	}
 	// Each step gets the node proxy's own upstream limit (30s), not the
 	// default 10s: on this one busy node, a kubelet that has just started
 	// fifteen pods once took 11s to answer /stats/summary.
@@ -453,9 +476,20 @@ func testDoctorHealthy(ctx context.Context, t *testing.T, e *env) {
 	if err != nil {
 		t.Fatalf("doctor: %v\n%s", err, out)
 	}
-	for _, name := range []string{doctor.CheckWebhook, doctor.CheckSelected, doctor.CheckCertificate, doctor.CheckReachable,
+	want := []string{doctor.CheckWebhook, doctor.CheckSelected, doctor.CheckCertificate, doctor.CheckReachable,
 		doctor.CheckInjected, doctor.CheckMode, doctor.CheckProxyService, doctor.CheckProxyCA, doctor.CheckProxyRBAC,
-		doctor.CheckWorkloadAccess, doctor.CheckStatsRequest} {
+		doctor.CheckWorkloadAccess, doctor.CheckStatsRequest}
+	if fleet {
+		// The stale-sidecar check: the pod's agent is connected, healthy,
+		// of this release and on its live settings.
+		want = append(want, doctor.CheckFleet)
+		if line := checkLine(doctor.OK, doctor.CheckFleet) + "1 sidecars connected"; !strings.Contains(out, line) {
+			t.Errorf("doctor's %q check does not say %q of the one pod asked about:\n%s", doctor.CheckFleet, line, out)
+		}
+	} else if !strings.Contains(out, checkLine(doctor.Skip, doctor.CheckFleet)) {
+		t.Errorf("with the fleet off, doctor did not skip %q:\n%s", doctor.CheckFleet, out)
+	}
+	for _, name := range want {
 		if !strings.Contains(out, checkLine(doctor.OK, name)) {
 			t.Errorf("doctor did not report %q ok:\n%s", name, out)
 		}
@@ -464,6 +498,17 @@ func testDoctorHealthy(ctx context.Context, t *testing.T, e *env) {
 		t.Errorf("doctor:\n%s", out)
 	}
 	t.Logf("doctor:\n%s", out)
+}
+
+// fleetOn says whether the scenario's chart values run the fleet server
+// (fleet.enabled, true in the chart's values.yaml).
+func fleetOn(values map[string]any) bool {
+	f, ok := values["fleet"].(map[string]any)
+	if !ok {
+		return true
+	}
+	on, ok := f["enabled"].(bool)
+	return !ok || on
 }
 
 // checkLine is how doctor prints a check's status and name.

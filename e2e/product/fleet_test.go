@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/e2e/scenario"
 	"github.com/fargate-otel/fargate-otel/e2e/sinkapi"
 	"github.com/fargate-otel/fargate-otel/fleet/api"
@@ -27,7 +28,7 @@ import (
 // fleet`; an edit of that ConfigMap moves their telemetry to a second sink
 // live, a config that cannot start is rolled back and shown as failed, the
 // agents of a deleted fleet server pod move to another, and telemetry
-// flows with every fleet server down. The app writes numbered lines the
+// flows with every fleet server down, when a new pod starts as ever. The app writes numbered lines the
 // whole time; every number must arrive exactly once across both sinks.
 
 const (
@@ -35,6 +36,7 @@ const (
 	nsSinkB = "otel-gateway-b" // the second sink
 	// fleetApp is the Deployment of the three pods.
 	fleetApp      = "fleet-web"
+	fleetNewPod   = "fleet-new" // created while every fleet server is down
 	fleetPods     = 3
 	fleetCM       = "team-exporters"
 	fleetSource   = "configmap:" + fleetCM + "/" + annotations.DefaultExportersKey
@@ -444,8 +446,10 @@ func (fs *fleetScenario) testReplicaDeleted(ctx context.Context, t *testing.T) {
 	fs.checkPodsUnchanged(ctx, t)
 }
 
-// 10: with every fleet server down the lines keep arriving, none lost;
-// restored, every sidecar of the cluster is back in the fleet.
+// 10: with every fleet server down the lines keep arriving, none lost, and
+// a pod created then starts and sends its lines (newPodWhileDown);
+// restored, every sidecar of the cluster, that pod's too, is back in the
+// fleet.
 func (fs *fleetScenario) testAllDown(ctx context.Context, t *testing.T) {
 	fs.need(t)
 	cs := fs.e.c.Client
@@ -470,10 +474,14 @@ func (fs *fleetScenario) testAllDown(ctx context.Context, t *testing.T) {
 	}
 	fs.logAccounts(t, fmt.Sprintf("with no fleet server (down for %v)", time.Since(down).Round(100*time.Millisecond)), accs)
 	fs.checkPodsUnchanged(ctx, t)
+	newPod := fs.newPodWhileDown(ctx, t)
 
 	restore()
 	up := time.Now()
 	want := fs.agentPods(ctx, t)
+	if !slices.ContainsFunc(want, func(p corev1.Pod) bool { return p.UID == newPod.UID }) {
+		t.Errorf("%s, created while the fleet was down, is not among the running pods with a fleet agent", newPod.Name)
+	}
 	var missing []string
 	if err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
 		f, err := fs.cli.Fleet(ctx)
@@ -513,7 +521,95 @@ func (fs *fleetScenario) testAllDown(ctx context.Context, t *testing.T) {
 		if err := cs.AppsV1().Deployments(nsFleet).Delete(ctx, fleetApp, metav1.DeleteOptions{}); err != nil {
 			t.Error(err)
 		}
+		if err := cs.CoreV1().Pods(nsFleet).Delete(ctx, newPod.Name, metav1.DeleteOptions{}); err != nil {
+			t.Error(err)
+		}
 	}
+}
+
+// newPodWhileDown: a pod created while no fleet server runs is injected
+// as ever (its sidecar has a fleet agent, which cannot connect), becomes
+// Ready, restarts no container, and its numbered lines arrive exactly once:
+// a fleet outage never holds an app back.
+func (fs *fleetScenario) newPodWhileDown(ctx context.Context, t *testing.T) *corev1.Pod {
+	t.Helper()
+	e := fs.e
+	p := scenario.AppPod(nsFleet, fleetNewPod, e.appImage, corev1.PullIfNotPresent, fleetArgs, nil)
+	// Always: a container that exits is restarted, and counted, not left
+	// terminated.
+	p.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	p.Annotations = map[string]string{annotations.Exporters: fleetCM}
+	created := time.Now()
+	p, err := e.c.Client.CoreV1().Pods(nsFleet).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("with every fleet server down, creating a pod failed: %v", err)
+	}
+	if s, ok := status(p); !ok || s.ConfigHash == "" {
+		t.Fatalf("%s, created with every fleet server down, was not injected (status %v); events:%s", p.Name, s, events(ctx, e, nsFleet, p.Name))
+	}
+	if !hasFleetAgent(p) {
+		t.Fatalf("%s was injected without a fleet agent (no %s in its collector): the outage would prove nothing", p.Name, injector.FleetEndpointEnv)
+	}
+	p = waitPod(ctx, t, e, nsFleet, p.Name, podReady)
+	ready := time.Since(created)
+	f := sinkapi.Filter{Namespace: nsFleet, Pod: p.Name, Container: scenario.AppName}
+	const upTo = 2 * linesPerCheck
+	var acc scenario.LineAccount
+	if err := scenario.Poll(ctx, time.Minute, func(ctx context.Context) error {
+		var err error
+		if acc, err = fs.account(ctx, f, upTo); err != nil {
+			return err
+		}
+		return acc.Gaps()
+	}); err != nil {
+		t.Fatalf("%s, created with the fleet down: %v (%s)\nits collector:\n%s", p.Name, err, acc, containerLog(ctx, e, nsFleet, p.Name, injector.CollectorContainerName))
+	}
+	if err := acc.Faults(); err != nil {
+		t.Errorf("%s, created with the fleet down: %v (%s)", p.Name, err, acc)
+	}
+	// Still ready, nothing restarted, now that it has run for a while.
+	now, err := e.c.Client.CoreV1().Pods(nsFleet).Get(ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := podReady(now); err != nil {
+		t.Errorf("%s, created with the fleet down: %v", p.Name, err)
+	}
+	rs := restarts(now)
+	if _, ok := rs[injector.CollectorContainerName]; !ok {
+		t.Errorf("%s: no status of its collector: %v", p.Name, rs)
+	}
+	for c, n := range rs {
+		if n != 0 {
+			t.Errorf("%s, created with the fleet down: container %s restarted %d times\nits collector:\n%s", p.Name, c, n, containerLog(ctx, e, nsFleet, p.Name, injector.CollectorContainerName))
+		}
+	}
+	t.Logf("with every fleet server down, %s was created injected, Ready after %v, no restart; every line up to %d exactly once: %s",
+		p.Name, ready.Round(100*time.Millisecond), upTo, acc)
+	return now
+}
+
+// podReady is nil when the pod runs (scenario.PodRunning) and is Ready.
+func podReady(p *corev1.Pod) error {
+	if err := scenario.PodRunning(p); err != nil {
+		return err
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	return fmt.Errorf("running, not Ready: %s", cluster.DescribePod(p))
+}
+
+// hasFleetAgent says whether the pod's collector sidecar runs a fleet agent.
+func hasFleetAgent(p *corev1.Pod) bool {
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == injector.CollectorContainerName && slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == injector.FleetEndpointEnv && v.Value != "" }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (fs *fleetScenario) need(t *testing.T) {
@@ -630,10 +726,8 @@ func (fs *fleetScenario) agentPods(ctx context.Context, t *testing.T) []corev1.P
 		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
 			continue
 		}
-		for _, c := range p.Spec.InitContainers {
-			if c.Name == injector.CollectorContainerName && slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == injector.FleetEndpointEnv && v.Value != "" }) {
-				out = append(out, p)
-			}
+		if hasFleetAgent(&p) {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -671,25 +765,33 @@ func (fs *fleetScenario) agentsErr(ctx context.Context) (map[string]api.Agent, e
 func (fs *fleetScenario) accounts(ctx context.Context, upTo map[string]int) (map[string]scenario.LineAccount, error) {
 	out := map[string]scenario.LineAccount{}
 	for _, p := range fs.pods {
-		f := sinkapi.Filter{Namespace: nsFleet, Pod: p.Name, Container: scenario.AppName}
-		var sinks []scenario.SinkLines
-		for _, s := range []struct {
-			name string
-			c    sinkapi.Client
-		}{{sinkA, fs.e.sink}, {sinkB, fs.sinkB}} {
-			logs, err := s.c.Logs(ctx, f)
-			if err != nil {
-				return nil, fmt.Errorf("sink %s: %w", s.name, err)
-			}
-			bodies := make([]string, 0, len(logs))
-			for _, l := range logs {
-				bodies = append(bodies, l.Body)
-			}
-			sinks = append(sinks, scenario.SinkLines{Sink: s.name, Bodies: bodies})
+		acc, err := fs.account(ctx, sinkapi.Filter{Namespace: nsFleet, Pod: p.Name, Container: scenario.AppName}, upTo[p.Name])
+		if err != nil {
+			return nil, err
 		}
-		out[p.Name] = scenario.AccountLines(upTo[p.Name], sinks)
+		out[p.Name] = acc
 	}
 	return out, nil
+}
+
+// account is one container's numbered lines at sink a then sink b.
+func (fs *fleetScenario) account(ctx context.Context, f sinkapi.Filter, upTo int) (scenario.LineAccount, error) {
+	var sinks []scenario.SinkLines
+	for _, s := range []struct {
+		name string
+		c    sinkapi.Client
+	}{{sinkA, fs.e.sink}, {sinkB, fs.sinkB}} {
+		logs, err := s.c.Logs(ctx, f)
+		if err != nil {
+			return scenario.LineAccount{}, fmt.Errorf("sink %s: %w", s.name, err)
+		}
+		bodies := make([]string, 0, len(logs))
+		for _, l := range logs {
+			bodies = append(bodies, l.Body)
+		}
+		sinks = append(sinks, scenario.SinkLines{Sink: s.name, Bodies: bodies})
+	}
+	return scenario.AccountLines(upTo, sinks), nil
 }
 
 // waitLines waits until, for every pod, each line up to `more` past the

@@ -29,10 +29,13 @@ import (
 const nsLines = "shop-gateway"
 
 // The app writes gatewayLines numbered lines on each stream, 20 a second on
-// each, while a gateway pod is deleted.
+// each, while a gateway pod is deleted; it sends a trace (two spans) at
+// start and every 50 lines, and says on stderr which it sent (-otlp-log:
+// "otlp: sent trace <id> (line <n>)"), so that the traces at the sink can
+// be told from the ones it sent.
 const gatewayLines = 500
 
-var gatewayArgs = []string{fmt.Sprintf("-lines=%d", gatewayLines), "-interval=50ms", "-traces-every=50"}
+var gatewayArgs = []string{fmt.Sprintf("-lines=%d", gatewayLines), "-interval=50ms", "-traces-every=50", "-otlp-log"}
 
 var lineNumber = regexp.MustCompile(`^demo-app (stdout|stderr) line (\d+)`)
 
@@ -133,6 +136,7 @@ func testGateway(ctx context.Context, t *testing.T, e *env) {
 		repeats += n - 1
 	}
 	t.Logf("all %d lines arrived through the gateway, %v after the deletion; repeated: %d", 2*gatewayLines, time.Since(deleted).Round(time.Second), repeats)
+	e.gatewayApp = pod
 
 	// The Deployment replaced the pod.
 	if err := scenario.Poll(ctx, 2*time.Minute, func(ctx context.Context) error {
@@ -293,13 +297,22 @@ func busiestGateway(ctx context.Context, t *testing.T, e *env, sel string) (stri
 }
 
 // acceptedLogs reads otelcol_receiver_accepted_log_records from a gateway
-// pod's own metrics (port 8888).
+// pod's own metrics.
 func acceptedLogs(ctx context.Context, ip string) (float64, error) {
+	return gatewayMetric(ctx, ip, "otelcol_receiver_accepted_log_records")
+}
+
+// gatewayMetric sums a metric of a gateway pod's own (port 8888) over the
+// samples whose labels contain every label given ("name=\"value\"").
+func gatewayMetric(ctx context.Context, ip, name string, labels ...string) (float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":8888/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	return gatewaytest.SumMetric(bufio.NewScanner(resp.Body), "otelcol_receiver_accepted_log_records")
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("gateway metrics at %s: %s", ip, resp.Status)
+	}
+	return gatewaytest.SumMetric(bufio.NewScanner(resp.Body), name, labels...)
 }

@@ -57,6 +57,8 @@ type env struct {
 	injectorReplicas int32
 	// registry answers 500 for scenario.UnreadableRepository.
 	registry *scenario.TestRegistry
+	// gatewayApp is the gateway scenario's app pod, once its lines arrived.
+	gatewayApp *corev1.Pod
 }
 
 func TestProduct(t *testing.T) {
@@ -214,7 +216,7 @@ func TestProduct(t *testing.T) {
 	t.Run("10 fleet: deleting a fleet server pod moves its agents to another", func(t *testing.T) {
 		fleet.testReplicaDeleted(ctx, t)
 	})
-	t.Run("10 fleet: with every fleet server down, telemetry keeps flowing", func(t *testing.T) {
+	t.Run("10 fleet: with every fleet server down, telemetry keeps flowing and a new pod starts, its lines once", func(t *testing.T) {
 		fleet.testAllDown(ctx, t)
 	})
 	t.Run("8 fargate-otel doctor reports the cluster healthy", func(t *testing.T) {
@@ -227,6 +229,9 @@ func TestProduct(t *testing.T) {
 		testDoctorWebhookDown(ctx, t, e)
 	})
 	t.Run("9 the gateway tier: HPA and PDB on its pods, a gateway pod deleted while an app writes, no line lost", func(t *testing.T) { testGateway(ctx, t, e) })
+	t.Run("9 the gateway tier: the app's traces reach the sink through the headless sampling Service, every trace whole", func(t *testing.T) {
+		testGatewayTraces(ctx, t, e)
+	})
 	step("done")
 }
 
