@@ -53,6 +53,7 @@ func main() {
 	agentsFlag := flag.String("agents", "1000,5000", "agents per run, comma-separated")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "agents' heartbeat interval (the protocol's is 30s; shorter gives more heartbeats to measure)")
 	steady := flag.Duration("steady", 20*time.Second, "steady-state window measured")
+	flag.DurationVar(&connectWait, "connect-wait", 2*time.Minute, "how long every agent has to connect")
 	flag.Parse()
 	raiseNoFile()
 	var runs []result
@@ -239,7 +240,7 @@ func run(n int, heartbeat, steady time.Duration) (result, error) {
 	for i := range n {
 		uid := uuid.NewString()
 		ns, pod := fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i)
-		token := "pod:" + ns + ":" + pod + ":" + uid
+		token := fleettest.ProjectedToken(ns, pod, uid)
 		gotAt[i] = map[string]time.Time{}
 		a, err := fleettest.Start(context.Background(), fleettest.AgentOptions{
 			URL: "wss://" + addr + "/v1/opamp", TLS: &tls.Config{RootCAs: pool, ServerName: "fargate-otel-fleet.fargate-otel.svc", MinVersion: tls.VersionTLS12},
@@ -277,8 +278,15 @@ func run(n int, heartbeat, steady time.Duration) (result, error) {
 		}
 		wg.Wait()
 	}()
-	if err := waitFor(2*time.Minute, func() bool { return connected.Load() == int64(n) }); err != nil {
-		return res, fmt.Errorf("only %d of %d agents connected: %w", connected.Load(), n, err)
+	if err := waitFor(connectWait, func() bool { return connected.Load() == int64(n) }); err != nil {
+		var why []string
+		for _, a := range agents {
+			if errs := a.ConnectErrors(); !a.Connected() && len(errs) > 0 {
+				why = append(why, errs[len(errs)-1])
+				break
+			}
+		}
+		return res, fmt.Errorf("only %d of %d agents connected: %w (an agent's last connect error: %q)", connected.Load(), n, err, why)
 	}
 	// Every agent has its first live settings.
 	if err := waitFor(2*time.Minute, func() bool {
@@ -382,3 +390,6 @@ var benchEffectiveConfig = func() string {
 	}
 	return string(c)
 }()
+
+// connectWait bounds the wait for every agent to connect.
+var connectWait = 2 * time.Minute

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	authnv1 "k8s.io/api/authentication/v1"
 
+	"github.com/fargate-otel/fargate-otel/fleet/app"
 	"github.com/fargate-otel/fargate-otel/fleet/desired"
+	"github.com/fargate-otel/fargate-otel/fleet/fleettest"
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
 	"github.com/fargate-otel/fargate-otel/fleet/server"
 	"github.com/fargate-otel/fargate-otel/fleet/sources"
@@ -49,23 +50,6 @@ func (noNamespaces) Want(sources.Key, string)          {}
 func (noNamespaces) Release(sources.Key, string)       {}
 func (noNamespaces) Get(sources.Key) desired.Namespace { return desired.Namespace{} }
 
-// benchReviewer answers a TokenReview as the API server does for a token
-// bound to a pod: "pod:<namespace>:<name>:<uid>". It stands in for the API
-// server so that the bench measures the fleet server, not the API server;
-// callerauth (and its cache) is the real one.
-func benchReviewer(_ context.Context, token string, aud []string) (authnv1.TokenReviewStatus, error) {
-	parts := strings.Split(token, ":")
-	if len(parts) != 4 || parts[0] != "pod" {
-		return authnv1.TokenReviewStatus{Error: "invalid bearer token"}, nil
-	}
-	return authnv1.TokenReviewStatus{Authenticated: true, Audiences: aud, User: authnv1.UserInfo{
-		Username: "system:serviceaccount:" + parts[1] + ":app",
-		Extra: map[string]authnv1.ExtraValue{
-			callerauth.ExtraPodName: {parts[2]}, callerauth.ExtraPodUID: {parts[3]},
-		},
-	}}, nil
-}
-
 // serve is the server process: one replica's OpAMP side (fleet/server and
 // fleet/registry, as fargate-otel-fleet runs them) on TLS. Each stdin line
 // "logLevel <level>" changes the live settings.
@@ -74,7 +58,12 @@ func serve() error {
 	if err != nil {
 		return err
 	}
-	auth, err := callerauth.New(benchReviewer, callerauth.Options{Audience: server.Audience})
+	// The fleet server's own review bound, so that a restart's figure
+	// includes it. Every simulated agent comes from 127.0.0.1, where in a
+	// cluster each pod has its own address: the per-source bound (1/s a
+	// source) is lifted, or it would measure one address's limit.
+	auth, err := callerauth.New(fleettest.Review, callerauth.Options{Audience: server.Audience,
+		ReviewQPS: app.DefaultReviewQPS, ReviewBurst: app.DefaultReviewBurst, SourceQPS: 1e6, SourceBurst: 1e6})
 	if err != nil {
 		return err
 	}

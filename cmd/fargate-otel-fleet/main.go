@@ -58,6 +58,8 @@ func run(args []string) error {
 	fs.Float64Var(&o.ConfigMapQPS, "configmap-qps", 5, "exporters ConfigMap reads per second of this replica at most (the interval grows with their number)")
 	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", 2*time.Minute, "how long an accepted TokenReview is trusted (never past the token's expiry)")
 	fs.IntVar(&o.MaxAgents, "max-agents", 20000, "agents one replica accepts; more are told to retry (bounded memory)")
+	fs.Float64Var(&o.ReviewQPS, "review-qps", app.DefaultReviewQPS, "TokenReviews per second a replica sends at most (agents over it are told to retry)")
+	fs.IntVar(&o.ReviewBurst, "review-burst", app.DefaultReviewBurst, "TokenReviews a replica sends at once above --review-qps")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for running outside a cluster (default: in-cluster service account)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

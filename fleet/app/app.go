@@ -67,6 +67,11 @@ type Options struct {
 	TokenCacheTTL time.Duration
 	// MaxAgents a replica accepts [20000].
 	MaxAgents int
+	// ReviewQPS and ReviewBurst bound the TokenReviews a replica sends
+	// [DefaultReviewQPS, DefaultReviewBurst]: every agent of a restarted
+	// replica reconnects within seconds, and each new connection needs one.
+	ReviewQPS   float64
+	ReviewBurst int
 
 	// Reviewer, when set, replaces the TokenReview client (the bench).
 	Reviewer callerauth.Reviewer
@@ -78,6 +83,15 @@ type Options struct {
 
 // Addrs are where a running replica listens.
 type Addrs struct{ OpAMP, Local, Probes string }
+
+// The fleet's TokenReview bound: 5,000 agents of a restarted replica are
+// reviewed in 25 s. The node proxy's default (50/s) suits its callers,
+// which are reviewed one at a time as pods start; a fleet replica's come
+// all at once.
+const (
+	DefaultReviewQPS   = 200
+	DefaultReviewBurst = 400
+)
 
 func (o *Options) defaults() error {
 	def := func(s *string, v string) {
@@ -98,6 +112,12 @@ func (o *Options) defaults() error {
 	if o.TLSCertificate == nil && (o.CertFile == "" || o.KeyFile == "") {
 		return errors.New("a serving certificate is required: --tls-cert-file and --tls-key-file")
 	}
+	if o.ReviewQPS <= 0 {
+		o.ReviewQPS = DefaultReviewQPS
+	}
+	if o.ReviewBurst <= 0 {
+		o.ReviewBurst = DefaultReviewBurst
+	}
 	return nil
 }
 
@@ -108,10 +128,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	log := o.Log
 	// TokenReviews come in bursts (every agent reconnects after a restart
-	// of a replica): well above client-go's default 5/s.
+	// of a replica): well above client-go's default 5/s, with room for the
+	// ConfigMap reads and peers beside the reviews.
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 200, 400
+		cfg.QPS, cfg.Burst = float32(o.ReviewQPS)+20, o.ReviewBurst+40
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -121,7 +142,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if review == nil {
 		review = callerauth.ClientReviewer(kube.AuthenticationV1().TokenReviews())
 	}
-	auth, err := callerauth.New(review, callerauth.Options{Audience: server.Audience, TTL: o.TokenCacheTTL})
+	auth, err := callerauth.New(review, callerauth.Options{Audience: server.Audience, TTL: o.TokenCacheTTL,
+		ReviewQPS: o.ReviewQPS, ReviewBurst: o.ReviewBurst})
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,11 @@ type Agent struct {
 	connectErrs []string
 	notify      chan struct{}
 	lastHash    []byte
-	failures    int
+	// sinceConnect counts the dial attempts since the last connect (the
+	// header is asked for once per attempt; opamp-go reports a failed one
+	// to OnConnectFailed twice, so that is no count of attempts).
+	sinceConnect int
+	attempts     int
 }
 
 // Start connects the agent in the background.
@@ -138,7 +142,7 @@ func Start(ctx context.Context, o AgentOptions) (*Agent, error) {
 				a.connected.Store(true)
 				a.connects.Add(1)
 				a.mu.Lock()
-				a.failures = 0
+				a.sinceConnect = 0
 				a.mu.Unlock()
 				if a.o.OnConnect != nil {
 					a.o.OnConnect()
@@ -147,7 +151,6 @@ func Start(ctx context.Context, o AgentOptions) (*Agent, error) {
 			OnConnectFailed: func(_ context.Context, err error) {
 				a.connected.Store(false)
 				a.mu.Lock()
-				a.failures++
 				if len(a.connectErrs) < 100 {
 					a.connectErrs = append(a.connectErrs, err.Error())
 				}
@@ -170,10 +173,12 @@ func Start(ctx context.Context, o AgentOptions) (*Agent, error) {
 }
 
 func (a *Agent) header(h http.Header) http.Header {
+	a.mu.Lock()
+	n := a.sinceConnect // failed attempts since the last connect
+	a.attempts++
+	a.sinceConnect++
+	a.mu.Unlock()
 	if a.o.Pace {
-		a.mu.Lock()
-		n := a.failures
-		a.mu.Unlock()
 		if n > 0 {
 			d := min(time.Second<<min(n-1, 9), 5*time.Minute)
 			time.Sleep(d/2 + rand.N(d/2+1))
@@ -306,6 +311,13 @@ func (a *Agent) ServerErrors() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.serverErrs)
+}
+
+// Attempts is how many times the agent dialled the server.
+func (a *Agent) Attempts() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.attempts
 }
 
 // ConnectErrors are the failed connection attempts so far.

@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,8 +96,11 @@ type Server struct {
 	mu    sync.Mutex
 	cache map[string]desired.Desired // by namespace and source
 	conns int
-	dirty chan struct{}
-	pushq chan *conn
+	// nextSlot is the latest time handed out to an agent told to retry
+	// because of the review bound (see retryAfter).
+	nextSlot time.Time
+	dirty    chan struct{}
+	pushq    chan *conn
 }
 
 // New returns a server; Attach gives its HTTP handler, Run its push loop.
@@ -227,11 +232,12 @@ func (s *Server) desiredFor(ns string, src desired.Source) desired.Desired {
 
 // onConnecting authenticates the WebSocket upgrade request.
 func (s *Server) onConnecting(req *http.Request) types.ConnectionResponse {
+	retry := "5"
 	refuse := func(code int, reason string) types.ConnectionResponse {
 		s.metrics.connections.WithLabelValues(reason).Inc()
 		r := types.ConnectionResponse{HTTPStatusCode: code}
 		if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
-			r.HTTPResponseHeader = map[string]string{"Retry-After": "5"}
+			r.HTTPResponseHeader = map[string]string{"Retry-After": retry}
 		}
 		return r
 	}
@@ -258,6 +264,14 @@ func (s *Server) onConnecting(req *http.Request) types.ConnectionResponse {
 			s.log.V(1).Info("agent refused", "reason", err.Error(), "remote", req.RemoteAddr)
 			return refuse(http.StatusUnauthorized, "unauthenticated")
 		}
+		if errors.Is(err, callerauth.ErrRateLimited) {
+			// Every agent of a restarted replica reconnects at once: those
+			// over the review bound come back after Retry-After, each with
+			// its own jitter. Normal at a restart, so not logged as a fault.
+			s.log.V(1).Info("agent told to retry", "reason", err.Error(), "remote", req.RemoteAddr)
+			retry = strconv.Itoa(s.retryAfter(err, time.Now()))
+			return refuse(http.StatusTooManyRequests, "review_rate_limited")
+		}
 		s.log.Info("cannot verify an agent's token now", "error", err.Error())
 		return refuse(http.StatusServiceUnavailable, "review_failed")
 	}
@@ -272,6 +286,34 @@ func (s *Server) onConnecting(req *http.Request) types.ConnectionResponse {
 		OnMessage:         c.onMessage,
 		OnConnectionClose: c.onClose,
 	}}
+}
+
+// maxRetrySlot bounds the Retry-After handed out for the review bound.
+const maxRetrySlot = 5 * time.Minute
+
+// retryAfter is the Retry-After, in seconds, for an agent refused by the
+// review bound. Refused by the bound of all agents together, each one gets
+// its own slot after the last one handed out, at the bound's rate: the
+// agents of a restarted replica come back spread at the rate the replica
+// can review them, rather than all at once after the same delay, and
+// most get in at their second attempt. Refused by its address's own
+// bound, it is told when that bound allows one more.
+func (s *Server) retryAfter(err error, now time.Time) int {
+	var rl *callerauth.RateLimitError
+	if !errors.As(err, &rl) || rl.QPS <= 0 {
+		return 5
+	}
+	if !rl.Global {
+		return rl.RetryAfterSeconds()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nextSlot.Before(now) {
+		s.nextSlot = now
+	}
+	s.nextSlot = s.nextSlot.Add(time.Duration(float64(time.Second) / rl.QPS))
+	wait := min(s.nextSlot.Sub(now), maxRetrySlot)
+	return max(1, int(math.Ceil(wait.Seconds())))
 }
 
 // kindOf is the kind of the agent with caller's token: by its service

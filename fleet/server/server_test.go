@@ -236,3 +236,113 @@ func TestMaxAgents(t *testing.T) {
 		t.Fatalf("the agent let in: %v", err)
 	}
 }
+
+// TestReviewBoundTellsAgentsWhenToComeBack: agents that arrive at once,
+// more than the replica reviews per second (the real callerauth, its bound
+// set to 4/s with a burst of 2), are refused with 429 and a Retry-After of
+// their own slot (counted as review_rate_limited, not logged as faults),
+// and all of them get in, most at their second attempt.
+func TestReviewBoundTellsAgentsWhenToComeBack(t *testing.T) {
+	auth, err := callerauth.New(fleettest.Review, callerauth.Options{Audience: server.Audience,
+		ReviewQPS: 4, ReviewBurst: 2, SourceQPS: 1e6, SourceBurst: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
+	prom := prometheus.NewRegistry()
+	srv := server.New(server.Options{
+		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
+		Registry: reg, Metrics: server.NewMetrics(prom), Log: testr.New(t),
+	})
+	handler, connContext, err := srv.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/opamp", handler)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.ConnContext = connContext
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Run(ctx)
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+
+	// What a refused connection is told, with the bucket spent: the slots
+	// of agents refused one after the other move on at the bound's rate.
+	upgrade := func(token string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/opamp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	var afters []string
+	for i := range 10 {
+		resp := upgrade(fleettest.ProjectedToken("shop", fmt.Sprintf("probe-%d", i), uuid.NewString()))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			afters = append(afters, resp.Header.Get("Retry-After"))
+		}
+	}
+	// The burst of 2 lets at most 2 (and what refilled) through to a review.
+	if len(afters) < 6 || afters[0] != "1" || afters[len(afters)-1] < "2" {
+		t.Errorf("Retry-After of the refused probes %q: want at least 6, from 1 moving on at 4/s", afters)
+	}
+
+	const n = 12
+	agents := make([]*fleettest.Agent, n)
+	uids := make([]string, n)
+	for i := range n {
+		uid, pod := uuid.NewString(), fmt.Sprintf("cart-%d", i)
+		token := fleettest.ProjectedToken("shop", pod, uid)
+		a, err := fleettest.Start(context.Background(), fleettest.AgentOptions{
+			URL: url, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Token: func() string { return token },
+			UID: uid, Namespace: "shop", Pod: pod, Node: "fargate-ip-10-0-0-1", Version: "0.1.0", InjectorVersion: "0.1.0",
+			ExportersSource: desired.SourceCluster, ConfigHash: "b0075742a5e1d00d", Healthy: true, Pace: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = a.Stop(ctx)
+		})
+		agents[i], uids[i] = a, uid
+	}
+	t0 := time.Now()
+	poll(t, 60*time.Second, "every agent gets in", func() error {
+		for i, uid := range uids {
+			if a, ok := reg.Get(uid); !ok || !a.Connected {
+				return fmt.Errorf("agent %d not connected (%d attempts)", i, agents[i].Attempts())
+			}
+		}
+		return nil
+	})
+	limited := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "review_rate_limited")
+	if limited < n/2 {
+		t.Errorf("%v connections refused by the review bound, want at least %d of the %d agents'", limited, n/2, n)
+	}
+	if failed := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "review_failed"); failed != 0 {
+		t.Errorf("%v connections counted as review_failed: the bound is not a failure", failed)
+	}
+	attempts := 0
+	for _, a := range agents {
+		attempts += a.Attempts()
+	}
+	t.Logf("%d agents in after %v, %d attempts in all, %v refused by the review bound (4/s, burst 2)", n, time.Since(t0).Round(10*time.Millisecond), attempts, limited)
+	if attempts > 3*n {
+		t.Errorf("%d attempts for %d agents: the agents did not come back at their slots", attempts, n)
+	}
+}
