@@ -89,12 +89,12 @@ func ParseRateLimit(v string) (RateLimit, error) {
 		}
 		n, err := parse(rate)
 		if err != nil {
-			return RateLimit{}, fmt.Errorf("rate %q: %v; %s", t, err, rateLimitForm)
+			return RateLimit{}, fmt.Errorf("rate %q: %w; %s", t, err, rateLimitForm)
 		}
 		var b int64
 		if hasBurst {
 			if b, err = parse(burst); err != nil {
-				return RateLimit{}, fmt.Errorf("burst %q: %v; %s", t, err, rateLimitForm)
+				return RateLimit{}, fmt.Errorf("burst %q: %w; %s", t, err, rateLimitForm)
 			}
 		}
 		if isBytes {
