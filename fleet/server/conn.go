@@ -144,6 +144,11 @@ func (c *conn) onMessage(ctx context.Context, oc types.Connection, msg *protobuf
 	c.s.reg.Seen(c.uid, c)
 	if d := msg.GetAgentDescription(); d != nil {
 		desc := describe(d)
+		if c.caller.NodeName != "" {
+			// The API server binds the node into a pod's token: that one is
+			// vouched for, what the agent says is not.
+			desc.Node = c.caller.NodeName
+		}
 		c.s.reg.SetDescription(c.uid, c, desc)
 		if c.kind == api.KindSidecar {
 			// A gateway's config is the chart's: it has no exporters

@@ -346,3 +346,64 @@ func TestReviewBoundTellsAgentsWhenToComeBack(t *testing.T) {
 		t.Errorf("%d attempts for %d agents: the agents did not come back at their slots", attempts, n)
 	}
 }
+
+// TestTheNodeIsTheTokens: where the API server bound the node into the
+// agent's token, the list shows that node, whatever the agent says; without
+// one, what the agent says.
+func TestTheNodeIsTheTokens(t *testing.T) {
+	auth := &tokens{caller: map[string]callerauth.Caller{}}
+	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
+	srv := server.New(server.Options{
+		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
+		Registry: reg, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: testr.New(t),
+	})
+	handler, connContext, err := srv.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/opamp", handler)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.ConnContext = connContext
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Run(ctx)
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+
+	for _, tc := range []struct{ tokenNode, says, want string }{
+		{tokenNode: "fargate-ip-10-0-0-1", says: "fargate-ip-10-9-9-9", want: "fargate-ip-10-0-0-1"},
+		{tokenNode: "", says: "fargate-ip-10-0-0-2", want: "fargate-ip-10-0-0-2"},
+	} {
+		uid, token, pod := uuid.NewString(), uuid.NewString(), "cart-"+tc.want
+		auth.mu.Lock()
+		auth.caller[token] = callerauth.Caller{Namespace: "shop", ServiceAccount: "cart", PodName: pod, PodUID: uid, NodeName: tc.tokenNode}
+		auth.mu.Unlock()
+		a, err := fleettest.Start(context.Background(), fleettest.AgentOptions{
+			URL: url, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Token: func() string { return token },
+			UID: uid, Namespace: "shop", Pod: pod, Node: tc.says, Version: "0.1.0", InjectorVersion: "0.1.0",
+			ExportersSource: desired.SourceCluster, ConfigHash: "b0075742a5e1d00d", Healthy: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = a.Stop(ctx)
+		})
+		poll(t, 20*time.Second, "the agent is listed with its node", func() error {
+			got, ok := reg.Get(uid)
+			if !ok || got.Node == "" {
+				return fmt.Errorf("not listed with a node yet (%+v)", got)
+			}
+			if got.Node != tc.want {
+				return fmt.Errorf("listed on node %q, want %q (token %q, the agent says %q)", got.Node, tc.want, tc.tokenNode, tc.says)
+			}
+			return nil
+		})
+	}
+}
