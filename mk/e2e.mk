@@ -45,16 +45,21 @@ k8s-bins: e2e-apt $(K8S_STAMP) ## Kubernetes binaries (pinned in e2e/k8sbin/go.m
 e2e-apt:
 	$(call apt-ensure,$(E2E_APT_PACKAGES))
 
+# Under a lock, and the stamp checked again once it is held: two makes at
+# once (two terminals, targets that each need the binaries) build them once,
+# not twice into the same folder.
 $(K8S_STAMP):
 	@test -n "$(K8S_VERSION)" || { echo "cannot read the k8s.io/kubernetes version from $(K8S_MODULE_DIR)/go.mod"; exit 1; }
 	@mkdir -p $(K8S_BIN)
-	@echo "building Kubernetes $(K8S_VERSION) ($(K8S_COMMANDS)) into $(K8S_BIN): ~6-9 min cold on 2 cores, seconds when cached"
-	@start=$$(date +%s); \
-	cd $(K8S_MODULE_DIR) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags "$(K8S_LDFLAGS)" \
-		-o $(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMMANDS)); \
-	echo "built Kubernetes $(K8S_VERSION) in $$(( $$(date +%s) - start ))s"
-	@rm -f $(K8S_BIN)/.built-*
-	@touch $@
+	@exec 9>$(K8S_BIN)/.build.lock; flock 9; \
+	if [ -e $@ ]; then echo "Kubernetes $(K8S_VERSION): built meanwhile by another make"; exit 0; fi; \
+	echo "building Kubernetes $(K8S_VERSION) ($(K8S_COMMANDS)) into $(K8S_BIN): ~6-9 min cold on 2 cores, seconds when cached"; \
+	start=$$(date +%s); \
+	(cd $(K8S_MODULE_DIR) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags "$(K8S_LDFLAGS)" \
+		-o $(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMMANDS))); \
+	echo "built Kubernetes $(K8S_VERSION) in $$(( $$(date +%s) - start ))s"; \
+	rm -f $(K8S_BIN)/.built-*; \
+	touch $@
 
 # The harness asks this where the binaries are when it runs outside make.
 .PHONY: k8s-bin-dir
