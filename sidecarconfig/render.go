@@ -105,7 +105,7 @@ func Render(cfg Config) ([]byte, error) {
 		for _, e := range cfg.Exporters {
 			if e.sends(sig) {
 				p.Exporters = append(p.Exporters, e.ID)
-				doc.Exporters[e.ID] = cfg.boundDiskQueue(exporterConfig(e))
+				doc.Exporters[e.ID] = cfg.boundDiskQueue(cfg.paceRetries(e.ID, exporterConfig(e)))
 			}
 		}
 		doc.Service.Pipelines[string(sig)] = p
