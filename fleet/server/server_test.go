@@ -93,18 +93,11 @@ func poll(t *testing.T, timeout time.Duration, what string, check func() error) 
 	}
 }
 
-// TestMaxAgents: a replica with MaxAgents 2 serves two real opamp-go
-// agents, refuses the third with 503 and Retry-After (counted as
-// connections_total{result="full"}, never listed, never sent settings), and
-// takes it once one of the two has gone.
-func TestMaxAgents(t *testing.T) {
-	auth := &tokens{caller: map[string]callerauth.Caller{}}
-	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
-	prom := prometheus.NewRegistry()
-	srv := server.New(server.Options{
-		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
-		Registry: reg, Metrics: server.NewMetrics(prom), Log: testr.New(t), MaxAgents: 2,
-	})
+// serveTLS serves srv's OpAMP handler on a local TLS server and runs its
+// push loop until the test ends; it returns the server, the agents' URL
+// and the pool that trusts it.
+func serveTLS(t *testing.T, srv *server.Server) (*httptest.Server, string, *x509.CertPool) {
+	t.Helper()
 	handler, connContext, err := srv.Attach()
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +113,42 @@ func TestMaxAgents(t *testing.T) {
 	go srv.Run(ctx)
 	pool := x509.NewCertPool()
 	pool.AddCert(ts.Certificate())
-	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+	return ts, "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp", pool
+}
+
+// upgrade asks ts for a WebSocket upgrade with token, as an agent's dial
+// does, and returns the answer (its body closed): what a refused agent is
+// told.
+func upgrade(t *testing.T, ts *httptest.Server, token string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/opamp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp
+}
+
+// TestMaxAgents: a replica with MaxAgents 2 serves two real opamp-go
+// agents, refuses the third with 503 and Retry-After (counted as
+// connections_total{result="full"}, never listed, never sent settings), and
+// takes it once one of the two has gone.
+func TestMaxAgents(t *testing.T) {
+	auth := &tokens{caller: map[string]callerauth.Caller{}}
+	reg := registry.New(registry.Options{Replica: "fargate-otel-fleet-0", Version: "0.1.0"})
+	prom := prometheus.NewRegistry()
+	srv := server.New(server.Options{
+		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
+		Registry: reg, Metrics: server.NewMetrics(prom), Log: testr.New(t), MaxAgents: 2,
+	})
+	ts, url, pool := serveTLS(t, srv)
 
 	type sidecar struct {
 		uid, token string
@@ -196,18 +224,7 @@ func TestMaxAgents(t *testing.T) {
 	}
 	// What it is told: 503 with Retry-After, which opamp-go honours.
 	full := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "full")
-	req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/opamp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Authorization", "Bearer "+extra.token)
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
+	resp := upgrade(t, ts, extra.token)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
 		t.Errorf("a connection past the limit: %s, Retry-After %q; want 503 with Retry-After 5", resp.Status, resp.Header.Get("Retry-After"))
 	}
@@ -254,43 +271,13 @@ func TestReviewBoundTellsAgentsWhenToComeBack(t *testing.T) {
 		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
 		Registry: reg, Metrics: server.NewMetrics(prom), Log: testr.New(t),
 	})
-	handler, connContext, err := srv.Attach()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/opamp", handler)
-	ts := httptest.NewUnstartedServer(mux)
-	ts.Config.ConnContext = connContext
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	pool := x509.NewCertPool()
-	pool.AddCert(ts.Certificate())
-	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+	ts, url, pool := serveTLS(t, srv)
 
 	// What a refused connection is told, with the bucket spent: the slots
 	// of agents refused one after the other move on at the bound's rate.
-	upgrade := func(token string) *http.Response {
-		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/opamp", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Connection", "Upgrade")
-		req.Header.Set("Upgrade", "websocket")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		return resp
-	}
 	var afters []string
 	for i := range 10 {
-		resp := upgrade(fleettest.ProjectedToken("shop", fmt.Sprintf("probe-%d", i), uuid.NewString()))
+		resp := upgrade(t, ts, fleettest.ProjectedToken("shop", fmt.Sprintf("probe-%d", i), uuid.NewString()))
 		if resp.StatusCode == http.StatusTooManyRequests {
 			afters = append(afters, resp.Header.Get("Retry-After"))
 		}
@@ -357,22 +344,7 @@ func TestTheNodeIsTheTokens(t *testing.T) {
 		Auth: auth, Live: live{desired.Live{LogLevel: "warn"}}, Namespaces: noNamespaces{},
 		Registry: reg, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: testr.New(t),
 	})
-	handler, connContext, err := srv.Attach()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/opamp", handler)
-	ts := httptest.NewUnstartedServer(mux)
-	ts.Config.ConnContext = connContext
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	pool := x509.NewCertPool()
-	pool.AddCert(ts.Certificate())
-	url := "wss" + strings.TrimPrefix(ts.URL, "https") + "/v1/opamp"
+	_, url, pool := serveTLS(t, srv)
 
 	for _, tc := range []struct{ tokenNode, says, want string }{
 		{tokenNode: "fargate-ip-10-0-0-1", says: "fargate-ip-10-9-9-9", want: "fargate-ip-10-0-0-1"},
