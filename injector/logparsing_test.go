@@ -2,6 +2,7 @@ package injector
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,23 +56,30 @@ func TestLogParsingFromAnnotations(t *testing.T) {
 			if !reflect.DeepEqual(cc.LogParsing, tt.want) {
 				t.Errorf("log parsing %+v, want %+v", cc.LogParsing, tt.want)
 			}
-			var ours []string
-			for _, w := range warns {
-				if strings.Contains(w, annotations.Multiline) || strings.Contains(w, annotations.LogParser) {
-					ours = append(ours, w)
-				}
-			}
-			if len(ours) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d", ours, len(tt.warns))
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(ours[i], w) {
-					t.Errorf("warning %q lacks %q", ours[i], w)
-				}
-			}
+			checkWarningsAbout(t, warns, tt.warns, annotations.Multiline, annotations.LogParser)
 			if _, err := sidecarconfig.Render(cc); err != nil {
 				t.Errorf("the config does not render: %v", err)
 			}
 		})
+	}
+}
+
+// checkWarningsAbout fails unless the warnings that name one of keys are
+// one per entry of want, each containing it, in order.
+func checkWarningsAbout(t *testing.T, warns, want []string, keys ...string) {
+	t.Helper()
+	var ours []string
+	for _, w := range warns {
+		if slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(w, k) }) {
+			ours = append(ours, w)
+		}
+	}
+	if len(ours) != len(want) {
+		t.Fatalf("warnings %q, want %d", ours, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(ours[i], w) {
+			t.Errorf("warning %q lacks %q", ours[i], w)
+		}
 	}
 }

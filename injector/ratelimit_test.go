@@ -63,20 +63,7 @@ func TestLogRateLimitFromAnnotation(t *testing.T) {
 					t.Errorf("%s: the budget follows the command's --: %q", name, c.Command)
 				}
 			}
-			var ours []string
-			for _, w := range res.Warnings {
-				if strings.Contains(w, annotations.LogRateLimit) {
-					ours = append(ours, w)
-				}
-			}
-			if len(ours) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d", ours, len(tt.warns))
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(ours[i], w) {
-					t.Errorf("warning %q lacks %q", ours[i], w)
-				}
-			}
+			checkWarningsAbout(t, res.Warnings, tt.warns, annotations.LogRateLimit)
 		})
 	}
 }

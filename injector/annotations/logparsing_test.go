@@ -2,7 +2,6 @@ package annotations
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -57,14 +56,7 @@ func TestParseLogParsing(t *testing.T) {
 			if !reflect.DeepEqual(o.Multiline, tt.multiline) || !reflect.DeepEqual(o.LogParser, tt.parser) {
 				t.Errorf("multiline %q parser %q, want %q %q", o.Multiline, o.LogParser, tt.multiline, tt.parser)
 			}
-			if len(warns) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d", warns, len(tt.warns))
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(warns[i], w) {
-					t.Errorf("warning %q lacks %q", warns[i], w)
-				}
-			}
+			checkWarnings(t, warns, tt.warns)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package annotations
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -37,14 +36,7 @@ func TestParseLogSource(t *testing.T) {
 			if !reflect.DeepEqual(o.LogSource, tt.want) {
 				t.Errorf("log source %q, want %q", o.LogSource, tt.want)
 			}
-			if len(warns) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d like %q", warns, len(tt.warns), tt.warns)
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(warns[i], w) {
-					t.Errorf("warning %q does not contain %q", warns[i], w)
-				}
-			}
+			checkWarnings(t, warns, tt.warns)
 		})
 	}
 }

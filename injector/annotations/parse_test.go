@@ -97,14 +97,21 @@ func TestParse(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, o)
 			}
-			if len(warns) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d", warns, len(tt.warns))
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(warns[i], w) {
-					t.Errorf("warning %q lacks %q", warns[i], w)
-				}
-			}
+			checkWarnings(t, warns, tt.warns)
 		})
+	}
+}
+
+// checkWarnings fails unless got has one warning per entry of want, each
+// containing it, in order.
+func checkWarnings(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("warnings %q, want %d like %q", got, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("warning %q does not contain %q", got[i], w)
+		}
 	}
 }

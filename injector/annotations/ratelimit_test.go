@@ -89,14 +89,7 @@ func TestParseLogRateLimit(t *testing.T) {
 			if !reflect.DeepEqual(o.LogRateLimit, tt.want) {
 				t.Errorf("rate limits %+v, want %+v", o.LogRateLimit, tt.want)
 			}
-			if len(warns) != len(tt.warns) {
-				t.Fatalf("warnings %q, want %d like %q", warns, len(tt.warns), tt.warns)
-			}
-			for i, w := range tt.warns {
-				if !strings.Contains(warns[i], w) {
-					t.Errorf("warning %q does not contain %q", warns[i], w)
-				}
-			}
+			checkWarnings(t, warns, tt.warns)
 		})
 	}
 }
