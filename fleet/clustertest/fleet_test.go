@@ -26,6 +26,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/fleet/fleettest"
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
 	"github.com/fargate-otel/fargate-otel/fleet/server"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/doctor"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
@@ -150,7 +151,7 @@ func testRefusals(t *testing.T, e *env, r *replica) {
 	}
 	// The API server caches accepted tokens for a few seconds: wait until
 	// it refuses this one, as it does for good once that cache expired.
-	poll(t, 30*time.Second, "the API server refuses the deleted pod's token", func() error {
+	polltest.Until(t, 30*time.Second, "the API server refuses the deleted pod's token", func() error {
 		tr, err := e.kube.AuthenticationV1().TokenReviews().Create(e.ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: goneToken, Audiences: []string{server.Audience}}}, metav1.CreateOptions{})
 		if err != nil {
 			return err
@@ -197,7 +198,7 @@ func testRefusals(t *testing.T, e *env, r *replica) {
 			if metric {
 				before = r.metric(t, "fargate_otel_fleet_"+c.want)
 			}
-			poll(t, 20*time.Second, "the agent is refused", func() error {
+			polltest.Until(t, 20*time.Second, "the agent is refused", func() error {
 				if metric {
 					if n := r.metric(t, "fargate_otel_fleet_"+c.want); n <= before {
 						return fmt.Errorf("%s still %v (agent errors %q)", c.want, n, a.ConnectErrors())
@@ -295,7 +296,7 @@ func testNamespaceConfigMap(t *testing.T, e *env, r *replica) {
 		}
 		return nil
 	})
-	poll(t, 20*time.Second, "an Event on the bad ConfigMap", func() error {
+	polltest.Until(t, 20*time.Second, "an Event on the bad ConfigMap", func() error {
 		evs, err := e.kube.EventsV1().Events("team-a").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -346,7 +347,7 @@ func testLiveChange(t *testing.T, e *env, r *replica) {
 	// A bad edit of the cluster's settings keeps the last good ones.
 	n := len(a.Received())
 	e.liveConfigMap(map[string]string{desired.KeyLogLevel: "loud"})
-	poll(t, 20*time.Second, "an Event on the live settings ConfigMap", func() error {
+	polltest.Until(t, 20*time.Second, "an Event on the live settings ConfigMap", func() error {
 		evs, err := e.kube.EventsV1().Events(releaseNS).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -374,7 +375,7 @@ func testNoSecret(t *testing.T, e *env, r *replica) {
 	})
 	waitAgent(t, r, string(p.UID), "the agent is listed", func(api.Agent) error { return nil })
 	var cfg string
-	poll(t, 20*time.Second, "the effective config is kept", func() error {
+	polltest.Until(t, 20*time.Second, "the effective config is kept", func() error {
 		var err error
 		cfg, err = r.client.EffectiveConfig(context.Background(), string(p.UID))
 		return err
@@ -576,7 +577,7 @@ func testKind(t *testing.T, e *env, r *replica) {
 	}
 	// The replica has live settings: the sidecar of no kind gets them, the
 	// gateway does not.
-	poll(t, 20*time.Second, "the sidecar of no kind gets the live settings", func() error {
+	polltest.Until(t, 20*time.Second, "the sidecar of no kind gets the live settings", func() error {
 		a, err := agentIn(mustFleet(t, r), string(old.UID))
 		if err != nil {
 			return err
@@ -611,7 +612,7 @@ func testKind(t *testing.T, e *env, r *replica) {
 			p := e.pod(c.ns, c.pod, c.sa)
 			before := r.metric(t, `fargate_otel_fleet_agents_refused_total{reason="forged_kind"}`)
 			ag := e.agentFor(r, p, e.token(p, server.Audience), func(o *fleettest.AgentOptions) { o.Kind = c.kind })
-			poll(t, 20*time.Second, "the agent is refused", func() error {
+			polltest.Until(t, 20*time.Second, "the agent is refused", func() error {
 				if errs := ag.ServerErrors(); !slices.ContainsFunc(errs, func(s string) bool { return strings.Contains(s, c.want) }) {
 					return fmt.Errorf("server errors so far %q, want one with %q", errs, c.want)
 				}

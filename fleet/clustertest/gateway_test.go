@@ -22,6 +22,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/fleet/server"
 	"github.com/fargate-otel/fargate-otel/gateway/gatewaytest"
 	"github.com/fargate-otel/fargate-otel/internal/otlpsink"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 )
 
 // TestGatewayReplicas runs the real gateway binary (FARGATE_OTEL_GATEWAY_BIN,
@@ -157,7 +158,7 @@ func TestGatewayReplicas(t *testing.T) {
 	before := r.metric(t, `fargate_otel_fleet_agents_refused_total{reason="forged_kind"}`)
 	sidecarPod := e.pod("shop", "cart-0", "cart")
 	forged := run(2, sidecarPod)
-	poll(t, 30*time.Second, "the gateway with a sidecar's token is refused as forged_kind", func() error {
+	polltest.Until(t, 30*time.Second, "the gateway with a sidecar's token is refused as forged_kind", func() error {
 		if n := r.metric(t, `fargate_otel_fleet_agents_refused_total{reason="forged_kind"}`); n <= before {
 			return fmt.Errorf("forged_kind refusals %v\n%s", n, gatewaytest.Tail(forged.Logs(), 5))
 		}

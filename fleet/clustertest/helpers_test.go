@@ -31,6 +31,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/fleet/fleettest"
 	"github.com/fargate-otel/fargate-otel/fleet/server"
 	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 )
 
 func TestMain(m *testing.M) { os.Exit(cluster.RunInNetNS(m)) }
@@ -239,22 +240,6 @@ func (e *env) configMap(ns, name string, data map[string]string) *corev1.ConfigM
 	return cm
 }
 
-// poll retries check until it returns nil or the deadline passes.
-func poll(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // agentIn is the view's entry of uid, or an error.
 func agentIn(f api.Fleet, uid string) (api.Agent, error) {
 	for _, a := range f.Agents {
@@ -269,7 +254,7 @@ func agentIn(f api.Fleet, uid string) (api.Agent, error) {
 func waitAgent(t *testing.T, r *replica, uid string, what string, ok func(api.Agent) error) api.Agent {
 	t.Helper()
 	var got api.Agent
-	poll(t, 30*time.Second, what, func() error {
+	polltest.Until(t, 30*time.Second, what, func() error {
 		f, err := r.client.Fleet(context.Background(), api.Filter{})
 		if err != nil {
 			return err

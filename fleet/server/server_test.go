@@ -22,6 +22,7 @@ import (
 	"github.com/fargate-otel/fargate-otel/fleet/registry"
 	"github.com/fargate-otel/fargate-otel/fleet/server"
 	"github.com/fargate-otel/fargate-otel/fleet/sources"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/callerauth"
 	"github.com/fargate-otel/fargate-otel/sidecarconfig"
 )
@@ -76,21 +77,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		}
 	}
 	return 0
-}
-
-func poll(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // serveTLS serves srv's OpAMP handler on a local TLS server and runs its
@@ -193,7 +179,7 @@ func TestMaxAgents(t *testing.T) {
 	// Under the limit: both served, listed and sent the live settings.
 	served := []sidecar{start(0), start(1)}
 	for _, s := range served {
-		poll(t, 20*time.Second, "an agent under the limit is listed", func() error { return connected(s) })
+		polltest.Until(t, 20*time.Second, "an agent under the limit is listed", func() error { return connected(s) })
 		if _, err := s.agent.WaitConfig(waitCtx, warn); err != nil {
 			t.Fatalf("an agent under the limit: %v", err)
 		}
@@ -204,7 +190,7 @@ func TestMaxAgents(t *testing.T) {
 
 	// Past it: refused before its token is even reviewed, and counted.
 	extra := start(2)
-	poll(t, 20*time.Second, "the agent past the limit is refused", func() error {
+	polltest.Until(t, 20*time.Second, "the agent past the limit is refused", func() error {
 		if n := counter(t, prom, "fargate_otel_fleet_connections_total", "result", "full"); n < 1 {
 			return fmt.Errorf("full refusals %v", n)
 		}
@@ -247,7 +233,7 @@ func TestMaxAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	poll(t, 30*time.Second, "the refused agent gets in once there is room", func() error { return connected(extra) })
+	polltest.Until(t, 30*time.Second, "the refused agent gets in once there is room", func() error { return connected(extra) })
 	t.Logf("the refused agent got in %v after a connection closed (Retry-After: 5s)", time.Since(t0).Round(10*time.Millisecond))
 	if _, err := extra.agent.WaitConfig(waitCtx, warn); err != nil {
 		t.Fatalf("the agent let in: %v", err)
@@ -309,7 +295,7 @@ func TestReviewBoundTellsAgentsWhenToComeBack(t *testing.T) {
 		agents[i], uids[i] = a, uid
 	}
 	t0 := time.Now()
-	poll(t, 60*time.Second, "every agent gets in", func() error {
+	polltest.Until(t, 60*time.Second, "every agent gets in", func() error {
 		for i, uid := range uids {
 			if a, ok := reg.Get(uid); !ok || !a.Connected {
 				return fmt.Errorf("agent %d not connected (%d attempts)", i, agents[i].Attempts())
@@ -367,7 +353,7 @@ func TestTheNodeIsTheTokens(t *testing.T) {
 			defer cancel()
 			_ = a.Stop(ctx)
 		})
-		poll(t, 20*time.Second, "the agent is listed with its node", func() error {
+		polltest.Until(t, 20*time.Second, "the agent is listed with its node", func() error {
 			got, ok := reg.Get(uid)
 			if !ok || got.Node == "" {
 				return fmt.Errorf("not listed with a node yet (%+v)", got)

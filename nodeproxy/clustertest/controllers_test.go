@@ -22,6 +22,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
@@ -158,12 +159,12 @@ func TestCAPublisher(t *testing.T) {
 		Mode: controllers.ModeProxy, CAFile: caFile, Resync: 2 * time.Second, CAPollInterval: 200 * time.Millisecond,
 	})
 
-	poll(t, time.Minute, "CA published in shop", wantCA(t, cp, "shop", ca1.CertPEM))
+	polltest.Until(t, time.Minute, "CA published in shop", wantCA(t, cp, "shop", ca1.CertPEM))
 	cm, _ := caConfigMap(t, cp, "shop")
 	if cm.Labels[rbac.ManagedByLabel] != rbac.ManagedByValue {
 		t.Errorf("published ConfigMap labels %v", cm.Labels)
 	}
-	poll(t, 30*time.Second, "binding of the earlier direct mode removed", func() error {
+	polltest.Until(t, 30*time.Second, "binding of the earlier direct mode removed", func() error {
 		_, err := c.RbacV1().ClusterRoleBindings().Get(ctx, rbac.DirectBinding, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -175,23 +176,23 @@ func TestCAPublisher(t *testing.T) {
 		if err := os.WriteFile(caFile, ca2.CertPEM, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, 30*time.Second, "new CA in shop", wantCA(t, cp, "shop", ca2.CertPEM))
+		polltest.Until(t, 30*time.Second, "new CA in shop", wantCA(t, cp, "shop", ca2.CertPEM))
 	})
 	t.Run("a deleted ConfigMap comes back", func(t *testing.T) {
 		if err := c.CoreV1().ConfigMaps("shop").Delete(ctx, rbac.CAConfigMap, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, 30*time.Second, "CA back in shop", wantCA(t, cp, "shop", ca2.CertPEM))
+		polltest.Until(t, 30*time.Second, "CA back in shop", wantCA(t, cp, "shop", ca2.CertPEM))
 	})
 	t.Run("a namespace that opts in gets it", func(t *testing.T) {
 		setLabel(t, cp, "plain", "enabled")
-		poll(t, 30*time.Second, "CA in plain", wantCA(t, cp, "plain", ca2.CertPEM))
+		polltest.Until(t, 30*time.Second, "CA in plain", wantCA(t, cp, "plain", ca2.CertPEM))
 	})
 	t.Run("a namespace that opts out loses it", func(t *testing.T) {
 		setLabel(t, cp, "plain", "")
-		poll(t, 30*time.Second, "CA gone from plain", wantNoCA(t, cp, "plain"))
+		polltest.Until(t, 30*time.Second, "CA gone from plain", wantNoCA(t, cp, "plain"))
 		setLabel(t, cp, "shop", "disabled")
-		poll(t, 30*time.Second, "CA gone from shop", wantNoCA(t, cp, "shop"))
+		polltest.Until(t, 30*time.Second, "CA gone from shop", wantNoCA(t, cp, "shop"))
 	})
 	t.Run("a user's own ConfigMap is left alone", func(t *testing.T) {
 		cm, err := caConfigMap(t, cp, "custom")
@@ -255,7 +256,7 @@ func TestDirectMode(t *testing.T) {
 	t.Run("the grant follows the pods", func(t *testing.T) {
 		createServiceAccount(t, c, "shop", "batch")
 		createPod(t, c, "shop", "job", "batch", "node-a", status("direct"))
-		poll(t, 30*time.Second, "shop/batch granted", func() error {
+		polltest.Until(t, 30*time.Second, "shop/batch granted", func() error {
 			if !mayGetNodesProxy(t, c, "shop", "batch") {
 				return fmt.Errorf("not yet")
 			}
@@ -266,7 +267,7 @@ func TestDirectMode(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		poll(t, 30*time.Second, "binding removed with the last direct pod", func() error {
+		polltest.Until(t, 30*time.Second, "binding removed with the last direct pod", func() error {
 			if _, err := c.RbacV1().ClusterRoleBindings().Get(ctx, rbac.DirectBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("binding still there (%w)", err)
 			}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/internal/gobuild"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
@@ -43,22 +44,6 @@ const (
 	releaseNS = "fargate-otel"
 	proxyHost = "fargate-otel-nodeproxy.fargate-otel.svc"
 )
-
-// poll retries check until it returns nil or the deadline passes.
-func poll(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 func createNamespace(t *testing.T, c kubernetes.Interface, name string, labels map[string]string) {
 	t.Helper()
@@ -207,7 +192,7 @@ func checkNodesProxyHolders(t *testing.T, cp *cluster.ControlPlane, holders ...s
 // and checks that mode direct's binding names it and nothing else.
 func waitDirectGrant(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
-	poll(t, time.Minute, ns+"/"+name+" granted", func() error {
+	polltest.Until(t, time.Minute, ns+"/"+name+" granted", func() error {
 		if !mayGetNodesProxy(t, c, ns, name) {
 			return fmt.Errorf("%s/%s may not get nodes/proxy yet", ns, name)
 		}
@@ -396,7 +381,7 @@ func installProxy(t *testing.T, cp *cluster.ControlPlane, extraFlags ...string) 
 			t.Logf("proxy log:\n%s", b)
 		}
 	})
-	poll(t, time.Minute, "proxy ready", func() error {
+	polltest.Until(t, time.Minute, "proxy ready", func() error {
 		resp, err := http.Get(p.probeURL + "/readyz")
 		if err != nil {
 			return err

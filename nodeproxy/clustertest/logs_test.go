@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy"
 )
 
@@ -81,7 +82,7 @@ func testOwnLogs(t *testing.T, cp *cluster.ControlPlane, proxy *runningProxy, ku
 			t.Errorf("follow_streams gauge %v with one stream open", v)
 		}
 		_ = resp.Body.Close()
-		poll(t, 10*time.Second, "the stream closed upstream", func() error {
+		polltest.Until(t, 10*time.Second, "the stream closed upstream", func() error {
 			if v := proxy.metricValue(t, "fargate_otel_nodeproxy_follow_streams"); v != 0 {
 				return fmt.Errorf("%v streams open", v)
 			}

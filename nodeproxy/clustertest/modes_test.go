@@ -8,6 +8,7 @@ import (
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
 	"github.com/fargate-otel/fargate-otel/internal/pki/pkitest"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/controllers"
 )
 
@@ -44,7 +45,7 @@ func TestProxyAndDirectWithOneInjector(t *testing.T) {
 	})
 
 	for _, ns := range []string{"via-proxy", "via-direct"} {
-		poll(t, time.Minute, "CA published in "+ns, wantCA(t, cp, ns, ca.CertPEM))
+		polltest.Until(t, time.Minute, "CA published in "+ns, wantCA(t, cp, ns, ca.CertPEM))
 	}
 	waitDirectGrant(t, c, "via-direct", "app")
 	if mayGetNodesProxy(t, c, "via-proxy", "app") {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fargate-otel/fargate-otel/e2e/cluster"
+	"github.com/fargate-otel/fargate-otel/internal/polltest"
 	"github.com/fargate-otel/fargate-otel/nodeproxy"
 	"github.com/fargate-otel/fargate-otel/nodeproxy/rbac"
 )
@@ -181,7 +182,7 @@ func TestProxyAgainstAPIServer(t *testing.T) {
 		if err := c.CoreV1().Pods("shop").Delete(ctx, "a", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, 30*time.Second, "proxy refusing pod a's token", func() error {
+		polltest.Until(t, 30*time.Second, "proxy refusing pod a's token", func() error {
 			if code, body := proxy.get(t, summaryPath("node-a"), tokA); code == 200 {
 				return errString("still served: " + body[:min(len(body), 80)])
 			}
